@@ -1,0 +1,1 @@
+"""colibri-store (placeholder while the store is written)."""
