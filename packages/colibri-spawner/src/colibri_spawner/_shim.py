@@ -1,0 +1,433 @@
+"""The per-agent supervising shim. Standard library only.
+
+``launch`` runs in the supervisor: it forks twice (so the shim is no child of the
+supervisor and never a zombie of it), and the grandchild -- the shim -- takes the
+session lock, opens the log files, forks the agent into its own process group and
+``exec``s a small fresh interpreter running this file (``python -I -S _shim.py``).
+The agent is the shim's direct child, so ``waitpid`` gives its exact status; the
+interpreter start happens while the agent is already starting, so it adds nothing
+to the time to the agent's first line.
+
+Files in the session directory (the directory is the identity, the lock proves the
+shim is alive; a pid in a file is only a hint):
+
+    lock         flock(LOCK_EX) held by the shim for its whole life
+    state.json   pid, pgid, shim pid, start time (written once the exec succeeded)
+    out.jsonl    the agent's stdout, O_APPEND, never truncated
+    err.log      the agent's stderr, O_APPEND
+    stdin        a FIFO (stdin mode "pipe"); the shim holds a write end so the agent
+                 sees EOF only when asked (SIGUSR1 to the shim)
+    exit.json    code or signal, start and end times, cleanup results; atomic write
+    shim.log     the shim's own diagnostics
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+LOCK = "lock"
+STATE = "state.json"
+SPEC = "spec.json"
+OUT = "out.jsonl"
+ERR = "err.log"
+STDIN = "stdin"
+EXIT = "exit.json"
+SHIM_LOG = "shim.log"
+
+_LEFTOVER_DEADLINE = 5.0
+_CLEANUP_TIMEOUT = 60.0
+
+
+def write_json_atomic(directory: str, name: str, data: Mapping[str, Any]) -> None:
+    """Write ``name`` in ``directory`` via a temp file, fsync, rename, fsync the dir."""
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, json.dumps(data, sort_keys=True).encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, os.path.join(directory, name))
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _close_fds_except(keep: Sequence[int]) -> None:
+    maxfd = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024
+    low = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, maxfd)
+
+
+def launch(
+    *,
+    agent_dir: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str | None,
+    stdin_pipe: bool,
+    python: str,
+    timeout: float,
+) -> dict[str, Any]:
+    """Start the shim and the agent; return the shim's ready message.
+
+    The message is ``{"ok": true, "pid", "shim_pid", "started_at"}`` or
+    ``{"ok": false, "error"}``. Raises ``TimeoutError`` if the shim does not answer.
+    """
+    ready_r, ready_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # the intermediate: new session, fork the shim, leave
+        status = 1
+        try:
+            os.close(ready_r)
+            os.setsid()
+            if os.fork() == 0:
+                _shim_start(agent_dir, list(argv), dict(env), cwd, stdin_pipe, python, ready_w)
+            status = 0
+        except BaseException as exc:  # never return into the supervisor's code
+            try:
+                os.write(ready_w, _msg({"ok": False, "error": f"shim fork failed: {exc!r}"}))
+            finally:
+                os._exit(1)
+        os._exit(status)
+    os.close(ready_w)
+    try:
+        data = _read_all(ready_r, timeout)
+    finally:
+        os.close(ready_r)
+        os.waitpid(child, 0)  # the intermediate exits right after its fork
+    if data is None:
+        # The shim is in the intermediate's process group: take it down, not the agent.
+        try:
+            os.killpg(child, signal.SIGKILL)
+        except OSError:
+            pass
+        raise TimeoutError(f"the shim did not report within {timeout:g} s")
+    if not data:
+        return {"ok": False, "error": "the shim exited without reporting"}
+    result: dict[str, Any] = json.loads(data.splitlines()[0])
+    return result
+
+
+def _msg(obj: Mapping[str, Any]) -> bytes:
+    return json.dumps(obj).encode() + b"\n"
+
+
+def _read_all(fd: int, timeout: float) -> bytes | None:
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _shim_start(
+    agent_dir: str,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str | None,
+    stdin_pipe: bool,
+    python: str,
+    ready_w: int,
+) -> None:
+    """In the shim (grandchild of the supervisor). Never returns."""
+    try:
+        lock_fd = os.open(
+            os.path.join(agent_dir, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        out_fd = os.open(os.path.join(agent_dir, OUT), flags, 0o600)
+        err_fd = os.open(os.path.join(agent_dir, ERR), flags, 0o600)
+        log_fd = os.open(os.path.join(agent_dir, SHIM_LOG), flags, 0o600)
+        holder = -1
+        if stdin_pipe:
+            fifo = os.path.join(agent_dir, STDIN)
+            os.mkfifo(fifo, 0o600)
+            # Reader first (non-blocking open needs no writer), then our write end,
+            # which keeps the agent from seeing EOF while we live.
+            in_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            holder = os.open(fifo, os.O_WRONLY | os.O_CLOEXEC)
+            os.set_blocking(in_fd, True)
+        else:
+            in_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        exec_r, exec_w = os.pipe()
+        started_at = time.time()
+        pid = os.fork()
+        if pid == 0:
+            _exec_agent(argv, env, cwd, in_fd, out_fd, err_fd, exec_w)
+        os.close(exec_w)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # the child did it already (and may have exec'd)
+        failure = _read_all(exec_r, 30.0)
+        os.close(exec_r)
+        if failure is None or failure:
+            if failure is None:
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            reason = failure.decode(errors="replace") if failure else "exec did not finish"
+            os.write(ready_w, _msg({"ok": False, "error": reason}))
+            os._exit(1)
+        write_json_atomic(
+            agent_dir,
+            STATE,
+            {"pid": pid, "pgid": pid, "shim_pid": os.getpid(), "started_at": started_at},
+        )
+        os.write(
+            ready_w,
+            _msg({"ok": True, "pid": pid, "shim_pid": os.getpid(), "started_at": started_at}),
+        )
+        os.close(ready_w)
+        for fd in (in_fd, out_fd, err_fd):
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        keep = [lock_fd] + ([holder] if holder >= 0 else [])
+        _close_fds_except(keep)
+        # A supervisor ignoring SIGCHLD would make waitpid fail in the shim.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        for fd in keep:
+            os.set_inheritable(fd, True)
+        args = [
+            python, "-I", "-S", os.path.abspath(__file__),
+            "--dir", agent_dir, "--pid", str(pid), "--lock-fd", str(lock_fd),
+            "--holder-fd", str(holder), "--started-at", repr(started_at),
+        ]  # fmt: skip
+        try:
+            os.execv(python, args)
+        except OSError:
+            pass
+        # No interpreter to exec: supervise from this (forked) process instead.
+        supervise(agent_dir, pid, lock_fd, holder, started_at)
+    except BaseException as exc:
+        try:
+            os.write(ready_w, _msg({"ok": False, "error": f"shim failed: {exc!r}"}))
+        except OSError:
+            pass
+    os._exit(1)
+
+
+def _exec_agent(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str | None,
+    in_fd: int,
+    out_fd: int,
+    err_fd: int,
+    exec_w: int,
+) -> None:
+    """In the agent child: own process group, stdio, clean fds and signals, exec."""
+    try:
+        os.setpgid(0, 0)
+        os.dup2(in_fd, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        _close_fds_except([exec_w])
+        # Python ignores SIGPIPE and may block signals; the agent gets the defaults.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        if cwd:
+            os.chdir(cwd)
+        os.execve(argv[0], argv, env)
+    except BaseException as exc:
+        code = getattr(exc, "errno", None) or 0
+        try:
+            os.write(
+                exec_w,
+                f"exec {argv[0]!r} failed: [{errno.errorcode.get(code, code)}] {exc}".encode(),
+            )
+        finally:
+            os._exit(127)
+
+
+def _set_subreaper() -> None:
+    # Orphaned grandchildren come back to the shim, which kills them after the agent
+    # ends (pi's bash tool runs commands in their own process group).
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _own_children() -> list[int]:
+    me = os.getpid()
+    found: list[int] = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return found
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # Fields after the command name, which is in parentheses and may hold spaces.
+        rest = stat[stat.rfind(b")") + 2 :].split()
+        if len(rest) > 1 and int(rest[1]) == me:
+            found.append(int(name))
+    return found
+
+
+def _kill_leftovers(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+    deadline = time.monotonic() + _LEFTOVER_DEADLINE
+    while time.monotonic() < deadline:
+        try:
+            while True:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+                if pid == 0:
+                    break
+        except ChildProcessError:
+            pass
+        children = _own_children()
+        if not children:
+            return
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.01)
+
+
+def _run_cleanup(agent_dir: str) -> list[dict[str, Any]]:
+    try:
+        with open(os.path.join(agent_dir, SPEC), encoding="utf-8") as fh:
+            commands = json.load(fh).get("cleanup", [])
+    except (OSError, ValueError):
+        return []
+    if not commands:
+        return []
+    import subprocess
+
+    results: list[dict[str, Any]] = []
+    for argv in commands:
+        try:
+            proc = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=_CLEANUP_TIMEOUT,
+                check=False,
+            )
+            results.append(
+                {
+                    "argv": argv,
+                    "returncode": proc.returncode,
+                    "output": proc.stderr.decode(errors="replace")[-2000:],
+                }
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            results.append({"argv": argv, "returncode": None, "output": repr(exc)})
+    return results
+
+
+def supervise(agent_dir: str, pid: int, lock_fd: int, holder: int, started_at: float) -> None:
+    """Wait for the agent, kill what it left behind, run cleanup, record the exit."""
+    del lock_fd  # held (and so the lock) until this process ends
+    holder_box = [holder]
+
+    def forward_term(_sig: int, _frame: object) -> None:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except OSError:
+            pass
+
+    def close_stdin(_sig: int, _frame: object) -> None:
+        if holder_box[0] >= 0:
+            os.close(holder_box[0])
+            holder_box[0] = -1
+
+    signal.signal(signal.SIGTERM, forward_term)
+    signal.signal(signal.SIGUSR1, close_stdin)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _set_subreaper()
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except ChildProcessError:
+            status = -1
+            break
+    ended_at = time.time()
+    code: int | None
+    sig: int | None
+    if status == -1:
+        code, sig = None, None
+    elif os.WIFSIGNALED(status):
+        code, sig = None, os.WTERMSIG(status)
+    else:
+        code, sig = os.WEXITSTATUS(status), None
+    close_stdin(0, None)
+    _kill_leftovers(pid)
+    cleanup = _run_cleanup(agent_dir)
+    write_json_atomic(
+        agent_dir,
+        EXIT,
+        {
+            "pid": pid,
+            "code": code,
+            "signal": sig,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "cleanup": cleanup,
+        },
+    )
+
+
+def main(args: Sequence[str]) -> int:
+    """Entry point of the exec'd shim interpreter."""
+    opts = dict(zip(args[0::2], args[1::2], strict=False))
+    supervise(
+        opts["--dir"],
+        int(opts["--pid"]),
+        int(opts["--lock-fd"]),
+        int(opts["--holder-fd"]),
+        float(opts["--started-at"]),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
