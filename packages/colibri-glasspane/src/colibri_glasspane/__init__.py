@@ -1,12 +1,58 @@
-"""colibri-glasspane: see the package README for the public API."""
+"""colibri-glasspane: agent JSONL event streams to truthful pane state and snapshots.
+
+See the package README for the public API and an example.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from colibri_glasspane.errors import GlasspaneError
+from colibri_glasspane._glasspane import Glasspane
+from colibri_glasspane._model import (
+    SNAPSHOT_VERSION,
+    AgentState,
+    Flag,
+    GlasspaneConfig,
+    LineCounters,
+    Pane,
+    ProcessKind,
+    ProcessState,
+    Runtime,
+    Snapshot,
+    StreamMode,
+    ToolCall,
+    Usage,
+)
+from colibri_glasspane.errors import (
+    DuplicatePane,
+    GlasspaneError,
+    InvalidArgument,
+    SnapshotError,
+    UnknownPane,
+)
 
-__all__ = ["__version__", "GlasspaneError"]
+__all__ = [
+    "SNAPSHOT_VERSION",
+    "AgentState",
+    "DuplicatePane",
+    "Flag",
+    "Glasspane",
+    "GlasspaneConfig",
+    "GlasspaneError",
+    "InvalidArgument",
+    "LineCounters",
+    "Pane",
+    "ProcessKind",
+    "ProcessState",
+    "Runtime",
+    "Snapshot",
+    "SnapshotError",
+    "StreamMode",
+    "ToolCall",
+    "UnknownPane",
+    "Usage",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
