@@ -1,0 +1,293 @@
+"""Running the real ``bw`` CLI safely, and reading its ``--response`` envelopes.
+
+Every call: an empty environment plus only what bw needs (secrets only there, never
+in argv), stdin at /dev/null, ``--nointeraction --response``, a new session (its own
+process group) and a timeout that kills the whole group. See reference/bw-cli.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from colibri_vault._secret import Secret, redact
+from colibri_vault.errors import (
+    BadApiKey,
+    BadMasterPassword,
+    BwCommandFailed,
+    BwError,
+    BwTimeout,
+    BwUnavailable,
+    InsecureUrl,
+    NotLoggedIn,
+    UnparsableOutput,
+    VaultLocked,
+    VaultNetworkError,
+    VaultServerError,
+)
+
+log = logging.getLogger("colibri_vault")
+
+SESSION_KEY: Final = re.compile(r"[A-Za-z0-9+/]{86}==")
+_MESSAGE_CAP: Final = 300
+_KILL_WAIT: Final = 5.0
+
+# (substring of bw's message, error class); first match wins. Texts from
+# reference/bw-cli.md and fixtures/bw-2026.6.0/outcomes.json.
+_CLASSIFY: Final[Sequence[tuple[str, type[BwError]]]] = (
+    ("You are not logged in", NotLoggedIn),
+    ("Vault is locked", VaultLocked),
+    ("Insecure URL not allowed", InsecureUrl),
+    ("Organization API Key currently not supported", BadApiKey),
+    ("client_id or client_secret is incorrect", BadApiKey),
+    ("Invalid client_id", BadApiKey),
+    ("Incorrect client_secret", BadApiKey),
+    ("client_id is required", BadApiKey),
+    ("client_secret is required", BadApiKey),
+    ("invalid_client", BadApiKey),
+    ("Cryptography error", BadMasterPassword),
+    ("decryption operation failed", BadMasterPassword),
+    ("Master password is required", BadMasterPassword),
+    ("Invalid master password", BadMasterPassword),
+    ("FetchError", VaultNetworkError),
+    ("ECONNREFUSED", VaultNetworkError),
+    ("ENOTFOUND", VaultNetworkError),
+    ("EAI_AGAIN", VaultNetworkError),
+    ("ETIMEDOUT", VaultNetworkError),
+    ("ECONNRESET", VaultNetworkError),
+    ("socket hang up", VaultNetworkError),
+    ("certificate", VaultNetworkError),
+    ("Syncing failed", VaultServerError),
+    ("Internal error", VaultServerError),
+    ("Internal Server Error", VaultServerError),
+    ("Service Unavailable", VaultServerError),
+    ("Bad Gateway", VaultServerError),
+)
+
+
+def classify(command: str, message: str, exit_code: int) -> BwError:
+    """The typed error for bw's (already redacted) message."""
+    for needle, cls in _CLASSIFY:
+        if needle in message:
+            return cls(command, message)
+    return BwCommandFailed(command, message, exit_code)
+
+
+def _tidy(text: str, secrets: list[str]) -> str:
+    """bw's message on one line, secrets masked, capped (a stack trace keeps its end)."""
+    text = redact(text, secrets)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # The wrong-password case prints several "ERROR bitwarden_..." lines; the last
+    # line is the message itself.
+    one = " | ".join(lines)
+    return one if len(one) <= _MESSAGE_CAP else "..." + one[-_MESSAGE_CAP:]
+
+
+@attrs.frozen
+class BwRunner:
+    """Runs ``bw`` sub-commands against one appdata dir."""
+
+    executable: Path
+    appdata_dir: Path
+    search_path: str
+    timeout: float
+    ca_cert: Path | None = None
+
+    def base_env(self) -> dict[str, str]:
+        env = {
+            "PATH": self.search_path,
+            "HOME": str(self.appdata_dir),
+            "BITWARDENCLI_APPDATA_DIR": str(self.appdata_dir),
+            "LANG": "C.UTF-8",
+        }
+        if self.ca_cert is not None:
+            env["NODE_EXTRA_CA_CERTS"] = str(self.ca_cert)
+        return env
+
+    def call(
+        self,
+        args: Sequence[str],
+        secrets: Mapping[str, Secret] | None = None,
+        *,
+        known_secrets: Sequence[Secret] = (),
+    ) -> Any:
+        """Run ``bw ARGS --nointeraction --response``; return the envelope's ``data``.
+
+        ``secrets`` go into the child's environment only. Raises a ``BwError`` leaf for
+        any failure, with every value of ``secrets`` and ``known_secrets`` masked.
+        """
+        command = "bw " + " ".join(args)
+        argv = [str(self.executable), *args, "--nointeraction", "--response"]
+        env = self.base_env()
+        masks = [s.reveal() for s in known_secrets]
+        for name, secret in (secrets or {}).items():
+            env[name] = secret.reveal()
+            masks.append(secret.reveal())
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=str(self.appdata_dir),
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise BwUnavailable(command, f"{type(exc).__name__}: {exc.strerror}") from None
+        try:
+            out, err = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            log.warning("%s: killed after %.3g s without an answer", command, self.timeout)
+            raise BwTimeout(command, self.timeout) from None
+        finally:
+            # Leftover children in bw's group (it has none normally) go too.
+            _signal_group(proc.pid, signal.SIGKILL)
+        code = proc.returncode
+        log.debug("%s -> exit %d in %.2f s", command, code, time.monotonic() - started)
+        return _read_envelope(command, code, out, err, masks)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    _signal_group(proc.pid, signal.SIGKILL)
+    try:
+        proc.communicate(timeout=_KILL_WAIT)
+    except subprocess.TimeoutExpired:
+        # A grandchild that left the group still holds a pipe: stop reading.
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        proc.kill()
+        proc.wait(timeout=_KILL_WAIT)
+
+
+def _read_envelope(command: str, code: int, out: bytes, err: bytes, masks: list[str]) -> Any:
+    try:
+        text = out.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        text = None
+    envelope: Any = None
+    if text:
+        try:
+            envelope = json.loads(text)
+        except ValueError:
+            envelope = None
+    stderr = _tidy(err.decode("utf-8", "replace"), masks)
+    if not (isinstance(envelope, dict) and isinstance(envelope.get("success"), bool)):
+        if code != 0:
+            raise classify(command, stderr or "(no message)", code)
+        if not out:
+            what = "no output"
+        elif text is None:
+            what = "output that is not UTF-8"
+        elif not text:
+            what = "only whitespace (a lone newline)"
+        elif envelope is None:
+            what = "output that is not JSON"
+        else:
+            what = "JSON without a response envelope"
+        raise UnparsableOutput(command, what)
+    if envelope["success"] is not True:
+        message = envelope.get("message")
+        message = _tidy(message, masks) if isinstance(message, str) else stderr
+        # exit 0 with success false is what --cleanexit does: still a failure.
+        raise classify(command, message or "(no message)", code)
+    if code != 0:
+        raise UnparsableOutput(command, f"a success envelope with exit status {code}")
+    return envelope.get("data")
+
+
+# -- reading the data of each answer --------------------------------------------------------
+
+
+@attrs.frozen
+class BwStatus:
+    """What ``bw status`` reports (no network call)."""
+
+    server_url: str | None
+    status: str
+    user_id: str | None
+    user_email: str | None
+
+
+def parse_status(command: str, data: Any) -> BwStatus:
+    template = data.get("template") if isinstance(data, dict) else None
+    if not isinstance(template, dict):
+        raise UnparsableOutput(command, "no status template")
+    status = template.get("status")
+    if status not in ("unauthenticated", "locked", "unlocked"):
+        raise UnparsableOutput(command, f"unknown status {status!r}")
+    url = template.get("serverUrl")
+    user_id = template.get("userId")
+    email = template.get("userEmail")
+    if not (url is None or isinstance(url, str)):
+        raise UnparsableOutput(command, "serverUrl is not a string")
+    return BwStatus(
+        server_url=url,
+        status=status,
+        user_id=user_id if isinstance(user_id, str) else None,
+        user_email=email if isinstance(email, str) else None,
+    )
+
+
+def parse_message(command: str, data: Any, expected_title: str | None = None) -> dict[str, Any]:
+    if not (isinstance(data, dict) and data.get("object") == "message"):
+        raise UnparsableOutput(command, "no message object")
+    if expected_title is not None and data.get("title") != expected_title:
+        raise UnparsableOutput(command, f"title is not {expected_title!r}")
+    return data
+
+
+def parse_session_key(command: str, data: Any) -> Secret:
+    message = parse_message(command, data)
+    raw = message.get("raw")
+    if not (isinstance(raw, str) and SESSION_KEY.fullmatch(raw)):
+        raise UnparsableOutput(command, "no session key of the expected form")
+    return Secret(raw)
+
+
+def parse_list(command: str, data: Any) -> list[dict[str, Any]]:
+    if not (isinstance(data, dict) and data.get("object") == "list"):
+        raise UnparsableOutput(command, "no list object")
+    entries = data.get("data")
+    if not (isinstance(entries, list) and all(isinstance(e, dict) for e in entries)):
+        raise UnparsableOutput(command, "list data is not a list of objects")
+    return entries
+
+
+def normalize_server_url(url: str | None) -> str | None:
+    """A server URL as bw stores and reports it (``bw status``'s ``serverUrl``).
+
+    Mirrors the CLI's own rules (``config server`` and ``formatUrl`` in
+    @bitwarden/cli 2026.6.0): the official cloud spellings read as ``None``, trailing
+    slashes are dropped, ``https://`` is prefixed when neither ``http://`` nor
+    ``https://`` starts the URL, then surrounding whitespace is trimmed.
+    """
+    if url is None or url in ("null", "bitwarden.com", "https://bitwarden.com"):
+        return None
+    if url == "":
+        return None
+    url = re.sub(r"/+$", "", url)
+    if not url.startswith(("http://", "https://")):
+        url = "https://" + url
+    return url.strip()

@@ -1,0 +1,358 @@
+"""provision(): one tenant's Vaultwarden collection -> a 0600 .env inside its jail."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import re
+import shutil
+import stat
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from colibri_vault._bw import (
+    BwRunner,
+    normalize_server_url,
+    parse_list,
+    parse_message,
+    parse_session_key,
+    parse_status,
+)
+from colibri_vault._envfile import EnvFileFormat, content_hash, render_env_file
+from colibri_vault._jail import JailTarget, default_jail_root
+from colibri_vault._lock import appdata_lock
+from colibri_vault._mapping import LoginItemPolicy, item_belongs, map_items
+from colibri_vault._secret import Secret
+from colibri_vault.errors import (
+    AccountMismatch,
+    AmbiguousCollection,
+    AmbiguousOrganization,
+    BwError,
+    InsecureServerUrl,
+    NotLoggedIn,
+    OrganizationMissing,
+    ServerMismatch,
+    VaultConfigError,
+)
+
+log = logging.getLogger("colibri_vault")
+
+DEFAULT_ALLOWED_BASE: Final = "/usr/local/bastille/jails"
+_TENANT: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+_USER_CLIENT_ID: Final = re.compile(r"user\.[0-9a-fA-F-]{36}")
+_USER_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+
+
+def _path(value: str | os.PathLike[str]) -> Path:
+    return Path(value)
+
+
+def _optional_path(value: str | os.PathLike[str] | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+@attrs.frozen
+class VaultSettings:
+    """How to reach the vault. Secrets are :class:`Secret` and never shown.
+
+    ``client_id``/``client_secret`` are the bootstrap *user's* personal API key (only
+    needed while the appdata dir is logged out); ``master_password`` unlocks it on
+    every call. ``organization`` is the organization's exact name or its id.
+    ``appdata_dir`` is bw's state (it holds the API secret while logged in): a host
+    directory of mode 0700, never inside a jail.
+    """
+
+    server_url: str
+    organization: str
+    appdata_dir: Path = attrs.field(converter=_path)
+    bw_executable: Path = attrs.field(converter=_path)
+    master_password: Secret
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    ca_cert: Path | None = attrs.field(default=None, converter=_optional_path)
+    search_path: str = "/usr/local/bin:/usr/bin:/bin"
+    timeout: float = 60.0
+    lock_timeout: float = 600.0
+    login_items: LoginItemPolicy = LoginItemPolicy.PASSWORD_BY_NAME
+    env_format: EnvFileFormat = EnvFileFormat.DOTENV
+
+
+@attrs.frozen
+class JailSettings:
+    """Where the .env goes. ``env_path`` is a path inside the jail (default: the jail
+    user's home from the jail's passwd, plus ``/.env``)."""
+
+    user: str
+    allowed_base: str = DEFAULT_ALLOWED_BASE
+    env_path: str | None = None
+
+
+class ProvisionAction(enum.Enum):
+    """What provision() did."""
+
+    NO_COLLECTION = "no-collection"  # the tenant has no collection: nothing touched
+    UNCHANGED = "unchanged"  # the file already held exactly these secrets
+    CREATED = "created"
+    UPDATED = "updated"
+
+
+@attrs.frozen
+class ProvisionResult:
+    """For the audit trail: names and a hash, never values."""
+
+    tenant: str
+    action: ProvisionAction
+    path: str
+    keys: tuple[str, ...] = ()
+    content_sha256: str | None = None
+    collection_id: str | None = None
+
+
+def _check_settings(vault: VaultSettings, jail: JailSettings) -> tuple[BwRunner, str]:
+    expected = normalize_server_url(vault.server_url)
+    if expected is None or not expected.startswith("https://"):
+        raise InsecureServerUrl(vault.server_url)
+    if not vault.bw_executable.is_absolute():
+        raise VaultConfigError("bw_executable", "must be an absolute path")
+    if not os.access(vault.bw_executable, os.X_OK):
+        raise VaultConfigError("bw_executable", f"{vault.bw_executable} is not executable")
+    if vault.client_id is not None and not _USER_CLIENT_ID.fullmatch(vault.client_id):
+        raise VaultConfigError(
+            "client_id",
+            "must be a user API key ('user.<uuid>'); organization API keys cannot log in",
+        )
+    if (vault.client_id is None) != (vault.client_secret is None):
+        raise VaultConfigError("client_id/client_secret", "give both or neither")
+    if not (vault.timeout > 0 and vault.lock_timeout >= 0):
+        raise VaultConfigError("timeout", "must be positive")
+    if not _USER_NAME.fullmatch(jail.user):
+        raise VaultConfigError("jail user", f"{jail.user!r} is not a user name")
+    _check_appdata(vault.appdata_dir)
+    # A bw-data directory beside node (or a standalone bw) silently replaces the
+    # appdata dir (reference/bw-cli.md).
+    candidates = [Path(os.path.realpath(vault.bw_executable)).parent]
+    node = shutil.which("node", path=vault.search_path)
+    if node is not None:
+        candidates.append(Path(os.path.realpath(node)).parent)
+    for directory in candidates:
+        if (directory / "bw-data").exists():
+            raise VaultConfigError(
+                "bw_executable",
+                f"{directory / 'bw-data'} exists and would override appdata_dir; remove it",
+            )
+    runner = BwRunner(
+        executable=vault.bw_executable,
+        appdata_dir=vault.appdata_dir,
+        search_path=vault.search_path,
+        timeout=vault.timeout,
+        ca_cert=vault.ca_cert,
+    )
+    return runner, expected
+
+
+def _check_appdata(path: Path) -> None:
+    if not path.is_absolute():
+        raise VaultConfigError("appdata_dir", "must be an absolute path")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise VaultConfigError("appdata_dir", f"cannot create {path}: {exc.strerror}") from None
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise VaultConfigError("appdata_dir", f"{path} is not a directory (or is a symlink)")
+    if st.st_uid != os.geteuid():
+        raise VaultConfigError("appdata_dir", f"{path} is not owned by uid {os.geteuid()}")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise VaultConfigError(
+            "appdata_dir", f"{path} is readable by others; it holds the API secret: chmod 700"
+        )
+
+
+@attrs.frozen
+class _Fetched:
+    organization_id: str
+    collection_id: str
+    items: list[dict[str, Any]]
+
+
+class _Sequence:
+    """The bw calls of one provision, in reference/bw-cli.md's order."""
+
+    def __init__(self, runner: BwRunner, vault: VaultSettings, expected_url: str) -> None:
+        self.runner = runner
+        self.vault = vault
+        self.expected_url = expected_url
+        self.known: list[Secret] = [vault.master_password]
+        if vault.client_secret is not None:
+            self.known.append(vault.client_secret)
+        self.session: Secret | None = None
+
+    def call(self, args: Sequence[str], env: Mapping[str, Secret] | None = None) -> Any:
+        return self.runner.call(args, env, known_secrets=self.known)
+
+    def session_env(self) -> dict[str, Secret]:
+        return {} if self.session is None else {"BW_SESSION": self.session}
+
+    def fetch(self, tenant: str) -> _Fetched | None:
+        status = parse_status("bw status", self.call(["status"]))
+        if status.status == "unauthenticated":
+            self.login(status.server_url)
+        else:
+            if normalize_server_url(status.server_url) != self.expected_url:
+                raise ServerMismatch("bw status", self.expected_url, status.server_url)
+            if self.vault.client_id is not None:
+                expected_user = self.vault.client_id.removeprefix("user.").lower()
+                if (status.user_id or "").lower() != expected_user:
+                    raise AccountMismatch("bw status", expected_user, status.user_id)
+        try:
+            fetched = self.fetch_unlocked(tenant)
+        except BaseException:
+            self.lock(strict=False)
+            raise
+        self.lock(strict=True)
+        return fetched
+
+    def login(self, server_url: str | None) -> None:
+        if normalize_server_url(server_url) != self.expected_url:
+            parse_message(
+                "bw config server",
+                self.call(["config", "server", self.expected_url]),
+                "Saved setting `config`.",
+            )
+        if self.vault.client_id is None or self.vault.client_secret is None:
+            raise NotLoggedIn("bw status")
+        parse_message(
+            "bw login --apikey",
+            self.call(
+                ["login", "--apikey"],
+                {
+                    "BW_CLIENTID": Secret(self.vault.client_id),
+                    "BW_CLIENTSECRET": self.vault.client_secret,
+                },
+            ),
+            "You are logged in!",
+        )
+
+    def fetch_unlocked(self, tenant: str) -> _Fetched | None:
+        command = "bw unlock --passwordenv BW_PASSWORD"
+        data = self.call(
+            ["unlock", "--passwordenv", "BW_PASSWORD"], {"BW_PASSWORD": self.vault.master_password}
+        )
+        self.session = parse_session_key(command, data)
+        self.known.append(self.session)
+        env = self.session_env()
+        parse_message("bw sync", self.call(["sync"], env), "Syncing complete.")
+        orgs = parse_list("bw list organizations", self.call(["list", "organizations"], env))
+        org_id = self.pick_organization(orgs)
+        args = ["list", "collections", "--organizationid", org_id]
+        collections = parse_list("bw " + " ".join(args), self.call(args, env))
+        matches = [
+            c for c in collections if c.get("name") == tenant and c.get("organizationId") == org_id
+        ]
+        if not matches:
+            return None
+        ids = [str(c.get("id")) for c in matches]
+        if len(matches) > 1:
+            raise AmbiguousCollection(tenant, ids)
+        collection_id = ids[0]
+        args = ["list", "items", "--collectionid", collection_id]
+        items = parse_list("bw " + " ".join(args), self.call(args, env))
+        kept = [i for i in items if item_belongs(i, org_id, collection_id)]
+        if len(kept) != len(items):
+            log.warning(
+                "tenant %s: ignored %d item(s) bw listed outside collection %s",
+                tenant,
+                len(items) - len(kept),
+                collection_id,
+            )
+        return _Fetched(org_id, collection_id, kept)
+
+    def pick_organization(self, orgs: list[dict[str, Any]]) -> str:
+        wanted = self.vault.organization
+        by_id = [o for o in orgs if o.get("id") == wanted]
+        if by_id:
+            return str(wanted)
+        by_name = [o for o in orgs if o.get("name") == wanted and isinstance(o.get("id"), str)]
+        if not by_name:
+            raise OrganizationMissing(wanted, [str(o.get("name")) for o in orgs])
+        if len(by_name) > 1:
+            raise AmbiguousOrganization(wanted, [str(o["id"]) for o in by_name])
+        return str(by_name[0]["id"])
+
+    def lock(self, *, strict: bool) -> None:
+        """``bw lock``; with ``strict`` a failure is raised (fail closed), else logged."""
+        try:
+            parse_message("bw lock", self.call(["lock"], self.session_env()))
+        except NotLoggedIn:
+            pass
+        except BwError as exc:
+            if strict:
+                raise
+            log.warning("bw lock failed after an earlier error: %s", exc)
+        finally:
+            self.session = None
+
+
+def provision(
+    tenant: str,
+    *,
+    vault: VaultSettings,
+    jail: JailSettings,
+    jail_root: str | None = None,
+) -> ProvisionResult:
+    """Write tenant ``tenant``'s secrets (its Vaultwarden collection of the same name)
+    into ``<jail root>/<home>/.env`` (or ``jail.env_path``), mode 0600, owned by the
+    jail user.
+
+    ``jail_root`` defaults to Bastille's ``<allowed_base>/<tenant>/root``. Fail-closed:
+    any doubt raises a :class:`~colibri_vault.errors.VaultError` leaf and writes
+    nothing. A tenant without a collection is a no-op (an existing file is kept); the
+    same secrets as on disk leave the file (and its mtime) alone.
+    """
+    if not _TENANT.fullmatch(tenant):
+        raise VaultConfigError("tenant", f"{tenant!r} is not a jail name")
+    runner, expected_url = _check_settings(vault, jail)
+    root = jail_root if jail_root is not None else default_jail_root(jail.allowed_base, tenant)
+    with JailTarget(
+        allowed_base=jail.allowed_base, jail_root=root, user=jail.user, env_path=jail.env_path
+    ) as target:
+        with appdata_lock(vault.appdata_dir, vault.lock_timeout):
+            fetched = _Sequence(runner, vault, expected_url).fetch(tenant)
+            if fetched is None:
+                log.info(
+                    "tenant %s: no collection named so; %s left alone", tenant, target.path_shown
+                )
+                return ProvisionResult(tenant, ProvisionAction.NO_COLLECTION, target.path_shown)
+            variables = map_items(
+                tenant, fetched.items, policy=vault.login_items, fmt=vault.env_format
+            )
+            content = render_env_file(variables, vault.env_format)
+            if target.is_current(content):
+                action = ProvisionAction.UNCHANGED
+            else:
+                action = ProvisionAction.UPDATED if target.exists() else ProvisionAction.CREATED
+                target.write(content)
+        result = ProvisionResult(
+            tenant,
+            action,
+            target.path_shown,
+            keys=tuple(sorted(variables)),
+            content_sha256=content_hash(content),
+            collection_id=fetched.collection_id,
+        )
+    log.info(
+        "tenant %s: %s %s (%d keys: %s; %s)",
+        tenant,
+        action.value,
+        result.path,
+        len(result.keys),
+        ", ".join(result.keys),
+        result.content_sha256,
+    )
+    return result
