@@ -1,0 +1,1695 @@
+"""The store: one class over SQLAlchemy Core, SQLite or PostgreSQL.
+
+Design notes (why it looks like this):
+
+* Statements are built once with SQLAlchemy Core, compiled for the engine's
+  dialect at open, and run on one held driver connection per thread. That keeps
+  Core's portability (RETURNING, ``FOR UPDATE SKIP LOCKED``, partial indexes)
+  without paying its per-call overhead on the hot path.
+* SQLite write transactions begin with ``BEGIN IMMEDIATE``: the write lock is
+  taken up front, so concurrent writers queue on the busy timeout instead of
+  failing with "database is locked" on a read-to-write upgrade.
+* Every mutation appends its audit events at the end of its own transaction. On
+  PostgreSQL an advisory transaction lock serialises the append, so concurrent
+  transactions cannot fork the chain; it is taken as late as possible.
+* Status literals are written into the SQL, not bound, so the planners can use
+  the partial indexes (``status = 'queued'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import getpass
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from colibri_store import _audit, _migrate
+from colibri_store._location import ensure_parent_dir, resolve_url
+from colibri_store._models import (
+    Agent,
+    AgentStatus,
+    AuditEvent,
+    ChainReport,
+    InclusionProof,
+    Skill,
+    Task,
+    TaskStatus,
+    Tenant,
+    TenantStatus,
+    Usage,
+)
+from colibri_store._schema import (
+    TABLES_IN_ORDER,
+    agents,
+    audit_events,
+    skills,
+    task_dependencies,
+    tasks,
+    tenants,
+)
+from colibri_store._transitions import TASK_ACTIONS, tenant_move_allowed
+from colibri_store.errors import (
+    AlreadyExists,
+    AtCapacity,
+    Conflict,
+    DependencyCycle,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    StaleEpoch,
+    StoreError,
+)
+
+MAX_TITLE = 500
+MAX_TEXT = 100_000
+MAX_NAME = 200
+MAX_CAPABILITIES = 64
+_PG_AUDIT_LOCK = 0x61756469  # "audi": serialises appends to the audit chain
+_EXPIRE_ON_CLAIM = 16  # overdue leases a claim rescues first, so no sweeper is needed
+EXPORT_FORMAT = "colibri-store-export"
+EXPORT_VERSION = 1
+
+_actor: contextvars.ContextVar[str | None] = contextvars.ContextVar("colibri_actor", default=None)
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """The store's timestamp form: fixed-width UTC ISO-8601 with microseconds."""
+    if moment.tzinfo is None:
+        raise InvalidInput("time", "must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check_text(field: str, value: Any, *, limit: int, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise InvalidInput(field, "is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"must be a string, not {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidInput(field, "must not contain NUL characters")
+    if required and not value.strip():
+        raise InvalidInput(field, "must not be empty")
+    if len(value) > limit:
+        raise InvalidInput(field, f"is {len(value)} characters long; the limit is {limit}")
+    return value
+
+
+def _check_int(field: str, value: Any, *, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(field, f"must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise InvalidInput(field, f"must be between {low} and {high}, not {value}")
+    return value
+
+
+def _check_id(field: str, value: Any) -> int:
+    return _check_int(field, value, low=1, high=2**63 - 1)
+
+
+def check_capabilities(value: Any, field: str = "capabilities") -> tuple[str, ...]:
+    """Capabilities must be an array of non-empty strings; returns them sorted, unique."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(
+        value, Sequence | set | frozenset
+    ):
+        raise InvalidInput(
+            field,
+            f"must be an array of strings, not {type(value).__name__} "
+            '(for example ["freebsd", "zfs"])',
+        )
+    items = list(value)
+    if len(items) > MAX_CAPABILITIES:
+        raise InvalidInput(field, f"has {len(items)} entries; the limit is {MAX_CAPABILITIES}")
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidInput(field, f"entries must be strings, not {type(item).__name__}")
+        if not item.strip() or len(item) > MAX_NAME or "\x00" in item:
+            raise InvalidInput(
+                field, f"entry {item!r} must be 1 to {MAX_NAME} printable characters"
+            )
+    return tuple(sorted(set(items)))
+
+
+def _parse_enum(enum_type: Any, field: str, value: Any) -> Any:
+    try:
+        return enum_type(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum_type)
+        raise InvalidInput(field, f"unknown value {value!r}; expected one of {allowed}") from None
+
+
+def _usage(value: Usage | Mapping[str, Any] | None) -> Usage:
+    if value is None:
+        return Usage()
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(attrs_fields_of_usage())
+        if unknown:
+            raise InvalidInput("usage", f"unknown keys {sorted(unknown)}")
+        value = Usage(**value)
+    if not isinstance(value, Usage):
+        raise InvalidInput("usage", f"must be a Usage or a mapping, not {type(value).__name__}")
+    for name in attrs_fields_of_usage():
+        _check_int(f"usage.{name}", getattr(value, name), low=0, high=2**62)
+    return value
+
+
+def attrs_fields_of_usage() -> tuple[str, ...]:
+    return (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost_micros",
+    )
+
+
+def _result_json(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        text = _audit.canonical_json(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("result", f"must be JSON-serialisable: {exc}") from None
+    if len(text) > 10 * MAX_TEXT:
+        raise InvalidInput("result", f"is {len(text)} bytes of JSON; the limit is {10 * MAX_TEXT}")
+    return text
+
+
+# ---------------------------------------------------------------- statements
+
+
+class _Compiled:
+    """A Core statement compiled once for one dialect, run on a DB-API cursor."""
+
+    __slots__ = ("defaults", "names", "positional", "sql")
+
+    def __init__(
+        self, stmt: sa.ClauseElement, dialect: sa.Dialect, *, expand: bool = False
+    ) -> None:
+        # ``expand`` renders IN-lists as individual parameters (ad-hoc statements only).
+        compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": expand})
+        self.sql: str = compiled.string
+        self.defaults: dict[str, Any] = dict(compiled.params)
+        self.positional: bool = bool(compiled.positional)
+        order = compiled.positiontup if compiled.positional else list(compiled.params)
+        self.names: tuple[str, ...] = tuple(order or ())
+
+    def args(self, params: Mapping[str, Any]) -> Any:
+        # Literals Core bound itself (``attempts + 1``, ``LIMIT 1``) keep their values.
+        d = self.defaults
+        if self.positional:
+            return tuple(params[n] if n in params else d[n] for n in self.names)
+        return {n: params[n] if n in params else d[n] for n in self.names}
+
+
+_TASK_COLS = list(tasks.c)
+_TASK_INDEX = {c.name: i for i, c in enumerate(_TASK_COLS)}
+_AGENT_COLS = list(agents.c)
+_AUDIT_COLS = list(audit_events.c)
+_B = sa.bindparam
+
+
+def _lit(*statuses: str) -> Any:
+    return sa.literal_column(", ".join(f"'{s}'" for s in statuses))
+
+
+def _status_is(status: str) -> Any:
+    return tasks.c.status == sa.literal_column(f"'{status}'")
+
+
+def _status_in(*statuses: str) -> Any:
+    return sa.text(f"tasks.status IN ({', '.join(repr(s) for s in statuses)})")
+
+
+def _covers_sql(dialect_name: str) -> Any:
+    # The agent covers a task when every required capability is among its own.
+    if dialect_name == "sqlite":
+        return sa.text(
+            "(tasks.required_capabilities = '[]' OR NOT EXISTS ("
+            "SELECT 1 FROM json_each(tasks.required_capabilities) AS need "
+            "WHERE need.value NOT IN (SELECT value FROM json_each(:agent_caps))))"
+        )
+    return sa.text(
+        "(tasks.required_capabilities = '[]' OR "
+        "CAST(:agent_caps AS jsonb) @> CAST(tasks.required_capabilities AS jsonb))"
+    )
+
+
+def _requires_sql(dialect_name: str) -> Any:
+    # The task lists ``:cap`` among its required capabilities.
+    if dialect_name == "sqlite":
+        return sa.text(
+            "EXISTS (SELECT 1 FROM json_each(tasks.required_capabilities) AS need "
+            "WHERE need.value = :cap)"
+        )
+    return sa.text(
+        "CAST(tasks.required_capabilities AS jsonb) @> jsonb_build_array(CAST(:cap AS text))"
+    )
+
+
+def _no_open_dependency() -> Any:
+    upstream = tasks.alias("upstream")
+    return ~sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(
+            task_dependencies.join(upstream, upstream.c.id == task_dependencies.c.depends_on)
+        )
+        .where(task_dependencies.c.task_id == tasks.c.id, upstream.c.status != _lit("done"))
+    )
+
+
+def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
+    pg = dialect.name == "postgresql"
+    s: dict[str, Any] = {}
+    now = _B("now")
+    s["insert_task"] = (
+        sa.insert(tasks)
+        .values(
+            title=_B("title"),
+            description=_B("description"),
+            status=sa.literal_column("'queued'"),
+            created_at=now,
+            updated_at=now,
+            required_capabilities=_B("caps"),
+            priority=_B("priority"),
+            max_attempts=_B("max_attempts"),
+            session_id=_B("session_id"),
+        )
+        .returning(tasks.c.id)
+    )
+    s["get_task"] = sa.select(*_TASK_COLS).where(tasks.c.id == _B("id"))
+    s["task_deps"] = (
+        sa.select(task_dependencies.c.depends_on)
+        .where(task_dependencies.c.task_id == _B("id"))
+        .order_by(task_dependencies.c.depends_on)
+    )
+    s["insert_dep"] = sa.insert(task_dependencies).values(
+        task_id=_B("task_id"), depends_on=_B("dep")
+    )
+    s["get_agent"] = sa.select(*_AGENT_COLS).where(agents.c.id == _B("id"))
+    s["agent_active_count"] = (
+        sa.select(sa.func.count())
+        .select_from(tasks)
+        .where(tasks.c.agent_id == _B("agent_id"), _status_in("claimed", "started"))
+    )
+
+    # Claim: candidates in a CTE (FOR UPDATE SKIP LOCKED on PostgreSQL), then one
+    # UPDATE ... RETURNING that re-checks the status, at most :n rows.
+    cand = (
+        sa.select(tasks.c.id)
+        .where(_status_is("queued"), _covers_sql(dialect.name), _no_open_dependency())
+        .order_by(tasks.c.priority.desc(), tasks.c.id)
+        .limit(_B("n"))
+    )
+    if pg:
+        cand = cand.with_for_update(skip_locked=True)
+    cand_cte = cand.cte("candidates")
+    claim_values = {
+        "status": _B("new_status"),
+        "agent_id": _B("agent_id"),
+        "claim_epoch": tasks.c.claim_epoch + 1,
+        "lease_expires_at": _B("lease"),
+        "updated_at": now,
+        "started_at": _B("started_at"),
+    }
+    s["claim_batch"] = (
+        sa.update(tasks)
+        .where(tasks.c.id.in_(sa.select(cand_cte.c.id)), _status_is("queued"))
+        .values(**claim_values)
+        .returning(*_TASK_COLS)
+    )
+    one = sa.select(tasks.c.id).where(
+        tasks.c.id == _B("id"),
+        _status_is("queued"),
+        _covers_sql(dialect.name),
+        _no_open_dependency(),
+    )
+    s["claim_one"] = (
+        sa.update(tasks)
+        .where(tasks.c.id.in_(one), _status_is("queued"))
+        .values(**claim_values)
+        .returning(*_TASK_COLS)
+    )
+
+    guard = sa.and_(tasks.c.id == _B("id"), tasks.c.claim_epoch == _B("epoch"))
+    s["start"] = (
+        sa.update(tasks)
+        .where(guard, _status_is("claimed"))
+        .values(
+            status=sa.literal_column("'started'"),
+            started_at=now,
+            updated_at=now,
+            lease_expires_at=_B("lease"),
+        )
+        .returning(*_TASK_COLS)
+    )
+    s["heartbeat"] = (
+        sa.update(tasks)
+        .where(guard, _status_in("claimed", "started"))
+        .values(lease_expires_at=_B("lease"), updated_at=now)
+        .returning(*_TASK_COLS)
+    )
+    s["complete"] = (
+        sa.update(tasks)
+        .where(guard, _status_is("started"))
+        .values(
+            status=sa.literal_column("'done'"),
+            lease_expires_at=None,
+            result=_B("result"),
+            input_tokens=_B("input_tokens"),
+            output_tokens=_B("output_tokens"),
+            cache_read_tokens=_B("cache_read_tokens"),
+            cache_write_tokens=_B("cache_write_tokens"),
+            cost_micros=_B("cost_micros"),
+            finished_at=now,
+            updated_at=now,
+        )
+        .returning(*_TASK_COLS)
+    )
+    s["fail"] = (
+        sa.update(tasks)
+        .where(guard, _status_in("claimed", "started"))
+        .values(
+            status=sa.literal_column("'failed'"),
+            attempts=tasks.c.attempts + 1,
+            lease_expires_at=None,
+            last_error=_B("error"),
+            finished_at=now,
+            updated_at=now,
+        )
+        .returning(*_TASK_COLS)
+    )
+    requeue_or_fail = sa.case(
+        (tasks.c.attempts + 1 >= tasks.c.max_attempts, sa.literal_column("'failed'")),
+        else_=sa.literal_column("'queued'"),
+    )
+    requeue_values = {
+        "status": requeue_or_fail,
+        "attempts": tasks.c.attempts + 1,
+        "agent_id": None,
+        "lease_expires_at": None,
+        "last_error": _B("error"),
+        "updated_at": now,
+    }
+    s["release"] = (
+        sa.update(tasks)
+        .where(guard, _status_in("claimed", "started"))
+        .values(**requeue_values)
+        .returning(*_TASK_COLS)
+    )
+    overdue = (
+        sa.select(tasks.c.id)
+        .where(_status_in("claimed", "started"), tasks.c.lease_expires_at < now)
+        .order_by(tasks.c.lease_expires_at)
+        .limit(_B("limit"))
+    )
+    if pg:
+        overdue = overdue.with_for_update(skip_locked=True)
+    overdue_cte = overdue.cte("overdue")
+    s["expire"] = (
+        sa.update(tasks)
+        .where(
+            tasks.c.id.in_(sa.select(overdue_cte.c.id)),
+            _status_in("claimed", "started"),
+            tasks.c.lease_expires_at < now,
+        )
+        .values(**requeue_values)
+        .returning(*_TASK_COLS)
+    )
+    s["retry"] = (
+        sa.update(tasks)
+        .where(tasks.c.id == _B("id"), _status_is("failed"))
+        .values(
+            status=sa.literal_column("'queued'"),
+            attempts=0,
+            agent_id=None,
+            finished_at=None,
+            updated_at=now,
+        )
+        .returning(*_TASK_COLS)
+    )
+    s["audit_head"] = (
+        sa.select(audit_events.c.seq, audit_events.c.hash)
+        .order_by(audit_events.c.seq.desc())
+        .limit(1)
+    )
+    s["audit_insert"] = sa.insert(audit_events).values(
+        seq=_B("seq"),
+        at=_B("at"),
+        actor=_B("actor"),
+        verb=_B("verb"),
+        subject=_B("subject"),
+        payload=_B("payload"),
+        prev_hash=_B("prev_hash"),
+        hash=_B("hash"),
+    )
+    return {name: _Compiled(stmt, dialect) for name, stmt in s.items()}
+
+
+# ---------------------------------------------------------------- the store
+
+
+class _Tx:
+    """An open write transaction: a cursor plus the audit events to append at commit."""
+
+    __slots__ = ("cur", "events", "now", "store")
+
+    def __init__(self, store: Store, cur: Any, now: datetime) -> None:
+        self.store = store
+        self.cur = cur
+        self.now = now
+        self.events: list[tuple[str, str, str]] = []  # (verb, subject, payload json)
+
+    def run(self, name: str, params: Mapping[str, Any]) -> Any:
+        q = self.store._q[name]
+        self.cur.execute(q.sql, q.args(params))
+        return self.cur
+
+    def audit(self, verb: str, subject: str, payload: Mapping[str, Any]) -> None:
+        self.events.append((verb, subject, _audit.canonical_json(payload)))
+
+
+class Store:
+    """A durable task board. Open with :meth:`Store.open`; see the package README."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        lease_seconds: float,
+        actor: str,
+        clock: Clock,
+        sqlite_file: Path | None,
+    ) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._q = _build_statements(engine.dialect)
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.lease_seconds = lease_seconds
+        self.actor = actor
+        self._clock = clock
+        self.sqlite_file = sqlite_file
+        self.schema_revision = ""
+
+    # ------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        lease_seconds: float = 300.0,
+        busy_timeout: float = 30.0,
+        actor: str | None = None,
+        clock: Clock | None = None,
+    ) -> Store:
+        """Open (creating and migrating as needed) the store at ``url``.
+
+        ``url`` is any SQLAlchemy URL (``sqlite:///path``,
+        ``postgresql+psycopg://user@/db?host=/socket/dir``). Without one:
+        ``COLIBRI_DB_URL``, then ``COLIBRI_DB_PATH``, then the platform default path.
+        ``lease_seconds`` is the default claim lease; ``busy_timeout`` how long a
+        SQLite writer waits for the lock; ``actor`` names who acts in the audit log
+        (default ``user@host``); ``clock`` returns aware datetimes (tests inject one).
+        """
+        _check_lease(lease_seconds)
+        if not (isinstance(busy_timeout, int | float) and busy_timeout > 0):
+            raise InvalidInput("busy_timeout", "must be a positive number of seconds")
+        resolved = resolve_url(url)
+        try:
+            parsed = sa.make_url(resolved)
+        except sa.exc.ArgumentError as exc:
+            raise InvalidInput("url", f"not a database URL: {exc}") from None
+        sqlite_file: Path | None = None
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database or ""
+            if database in ("", ":memory:") or database.startswith("file:"):
+                raise InvalidInput(
+                    "url", "an in-memory SQLite store is not durable; give a file path"
+                )
+            sqlite_file = Path(database).absolute()
+            ensure_parent_dir(sqlite_file)
+            engine = sa.create_engine(
+                parsed.set(drivername="sqlite+pysqlite"),
+                connect_args={"timeout": busy_timeout, "check_same_thread": False},
+                poolclass=sa.pool.NullPool,
+            )
+            _install_sqlite_hooks(engine, busy_timeout)
+        elif parsed.get_backend_name() == "postgresql":
+            if parsed.drivername in ("postgresql", "postgres"):
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
+        else:
+            raise InvalidInput(
+                "url",
+                f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql",
+            )
+        store = cls(
+            engine,
+            lease_seconds=lease_seconds,
+            actor=actor or _default_actor(),
+            clock=clock or _utcnow,
+            sqlite_file=sqlite_file,
+        )
+        try:
+            store.schema_revision = _migrate.upgrade(engine, sqlite_file)
+        except sa.exc.OperationalError as exc:
+            engine.dispose()
+            raise StoreError(f"cannot open the database at {store.url}: {exc.orig}") from None
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            self._closed = True
+            for conn in self._connections:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Store {self.url}>"
+
+    @contextlib.contextmanager
+    def acting_as(self, actor: str) -> Iterator[None]:
+        """Record ``actor`` as the actor of mutations made inside the block (this context)."""
+        _check_text("actor", actor, limit=MAX_NAME, required=True)
+        token = _actor.set(actor)
+        try:
+            yield
+        finally:
+            _actor.reset(token)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreError("the store is closed")
+            pooled = self._engine.raw_connection()
+            conn = pooled.driver_connection
+            if not self._sqlite:
+                conn.autocommit = True  # we send BEGIN/COMMIT ourselves
+            self._local.conn = conn
+            self._local.pooled = pooled
+            self._local.cur = conn.cursor()
+            with self._lock:
+                self._connections.append(pooled)
+        return conn
+
+    def _cursor(self) -> Any:
+        self._conn()
+        return self._local.cur
+
+    def _now(self) -> datetime:
+        return self._clock()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[_Tx]:
+        cur = self._cursor()
+        cur.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+        tx = _Tx(self, cur, self._now())
+        try:
+            yield tx
+            if tx.events:
+                self._append_audit(tx)
+            cur.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                cur.execute("ROLLBACK")
+            if isinstance(exc, StoreError):
+                raise
+            if _is_integrity_error(exc):
+                raise Conflict(f"the database refused the change: {exc}") from exc
+            raise
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Any]:
+        """A consistent multi-statement read (single statements need no transaction)."""
+        cur = self._cursor()
+        cur.execute("BEGIN" if self._sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield cur
+        finally:
+            with contextlib.suppress(Exception):
+                cur.execute("COMMIT")
+
+    def _fetch(self, name: str, params: Mapping[str, Any]) -> list[Any]:
+        q = self._q[name]
+        cur = self._cursor()
+        cur.execute(q.sql, q.args(params))
+        return list(cur.fetchall())
+
+    def _exec_core(self, stmt: sa.Executable, cur: Any | None = None) -> list[Any]:
+        """Run an ad-hoc Core statement (not on the hot path)."""
+        compiled = _Compiled(stmt, self._engine.dialect, expand=True)
+        cursor = cur if cur is not None else self._cursor()
+        cursor.execute(compiled.sql, compiled.args(compiled.defaults))
+        return list(cursor.fetchall()) if cursor.description else []
+
+    def _append_audit(self, tx: _Tx) -> None:
+        cur = tx.cur
+        if not self._sqlite:
+            cur.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
+        head = tx.run("audit_head", {}).fetchall()
+        seq, prev = (head[0][0], head[0][1]) if head else (0, _audit.GENESIS_HASH)
+        at = format_time(tx.now)
+        actor = _actor.get() or self.actor
+        rows = []
+        for verb, subject, payload in tx.events:
+            seq += 1
+            digest = _audit.event_hash(prev, seq, at, actor, verb, subject, payload)
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": at,
+                    "actor": actor,
+                    "verb": verb,
+                    "subject": subject,
+                    "payload": payload,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+            prev = digest
+        q = self._q["audit_insert"]
+        if len(rows) == 1:
+            cur.execute(q.sql, q.args(rows[0]))
+        else:
+            cur.executemany(q.sql, [q.args(r) for r in rows])
+
+    def _lease_until(self, now: datetime, lease_seconds: float | None) -> str:
+        seconds = self.lease_seconds if lease_seconds is None else _check_lease(lease_seconds)
+        return format_time(now + timedelta(seconds=seconds))
+
+    # ------------------------------------------------------------ tasks
+
+    def create_task(
+        self,
+        title: str,
+        description: str | None = None,
+        *,
+        required_capabilities: Iterable[str] = (),
+        priority: int = 0,
+        max_attempts: int = 3,
+        depends_on: Iterable[int] = (),
+        session_id: str | None = None,
+    ) -> Task:
+        """Queue a new task and return it. Durable when this returns.
+
+        ``required_capabilities``: what an agent must cover to claim it.
+        ``priority``: higher is claimed first (then older first).
+        ``max_attempts``: attempts before a released or expired task fails.
+        ``depends_on``: ids of tasks that must be ``done`` before this one is ready.
+        """
+        row = self._task_params(
+            title, description, required_capabilities, priority, max_attempts, session_id
+        )
+        deps = self._check_dep_ids(depends_on)
+        with self._write() as tx:
+            task_id = self._insert_task(tx, row, deps)
+        return self.get_task(task_id)
+
+    def create_tasks(self, items: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Queue many tasks in one transaction; each item takes ``create_task``'s arguments.
+
+        All or nothing: one bad item refuses the whole batch. Returns the new ids in order.
+        """
+        prepared = []
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise InvalidInput(f"items[{index}]", "must be a mapping of create_task arguments")
+            unknown = set(item) - {
+                "title",
+                "description",
+                "required_capabilities",
+                "priority",
+                "max_attempts",
+                "depends_on",
+                "session_id",
+            }
+            if unknown:
+                raise InvalidInput(f"items[{index}]", f"unknown keys {sorted(unknown)}")
+            try:
+                row = self._task_params(
+                    item.get("title"),
+                    item.get("description"),
+                    item.get("required_capabilities", ()),
+                    item.get("priority", 0),
+                    item.get("max_attempts", 3),
+                    item.get("session_id"),
+                )
+                deps = self._check_dep_ids(item.get("depends_on", ()))
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"items[{index}].{exc.field}", str(exc).split(": ", 1)[1]
+                ) from None
+            prepared.append((row, deps))
+        if not prepared:
+            raise InvalidInput("items", "is empty; give at least one task")
+        with self._write() as tx:
+            return [self._insert_task(tx, row, deps) for row, deps in prepared]
+
+    def _task_params(
+        self,
+        title: Any,
+        description: Any,
+        required_capabilities: Any,
+        priority: Any,
+        max_attempts: Any,
+        session_id: Any,
+    ) -> dict[str, Any]:
+        caps = check_capabilities(required_capabilities, "required_capabilities")
+        return {
+            "title": _check_text("title", title, limit=MAX_TITLE, required=True),
+            "description": _check_text("description", description, limit=MAX_TEXT, required=False),
+            "caps": json.dumps(list(caps), separators=(",", ":")),
+            "priority": _check_int("priority", priority, low=-1_000_000, high=1_000_000),
+            "max_attempts": _check_int("max_attempts", max_attempts, low=1, high=1000),
+            "session_id": _check_text("session_id", session_id, limit=MAX_NAME, required=False),
+        }
+
+    @staticmethod
+    def _check_dep_ids(depends_on: Any) -> tuple[int, ...]:
+        if isinstance(depends_on, str | bytes) or not isinstance(depends_on, Iterable):
+            raise InvalidInput("depends_on", "must be a list of task ids")
+        return tuple(sorted({_check_id("depends_on", d) for d in depends_on}))
+
+    def _insert_task(self, tx: _Tx, row: dict[str, Any], deps: tuple[int, ...]) -> int:
+        for dep in deps:
+            if not tx.run("get_task", {"id": dep}).fetchall():
+                raise NotFound("task", dep)
+        row["now"] = format_time(tx.now)
+        task_id: int = tx.run("insert_task", row).fetchall()[0][0]
+        for dep in deps:
+            tx.run("insert_dep", {"task_id": task_id, "dep": dep})
+        payload: dict[str, Any] = {"title": row["title"], "priority": row["priority"]}
+        if row["caps"] != "[]":
+            payload["required_capabilities"] = json.loads(row["caps"])
+        if deps:
+            payload["depends_on"] = list(deps)
+        tx.audit("create", f"task:{task_id}", payload)
+        return task_id
+
+    def add_dependency(self, task_id: int, depends_on: int) -> Task:
+        """Make ``task_id`` wait for ``depends_on``; refuses a cycle (DependencyCycle)."""
+        _check_id("task_id", task_id)
+        _check_id("depends_on", depends_on)
+        with self._write() as tx:
+            for tid in (task_id, depends_on):
+                if not tx.run("get_task", {"id": tid}).fetchall():
+                    raise NotFound("task", tid)
+            path = self._path_between(tx, depends_on, task_id)
+            if path is not None:
+                raise DependencyCycle(task_id, depends_on, [task_id, *path])
+            exists = self._exec_core(
+                sa.select(sa.literal(1)).where(
+                    task_dependencies.c.task_id == task_id,
+                    task_dependencies.c.depends_on == depends_on,
+                ),
+                tx.cur,
+            )
+            if not exists:
+                tx.run("insert_dep", {"task_id": task_id, "dep": depends_on})
+                tx.audit("depend", f"task:{task_id}", {"depends_on": depends_on})
+        return self.get_task(task_id)
+
+    def _path_between(self, tx: _Tx, start: int, goal: int) -> list[int] | None:
+        """A dependency path start -> ... -> goal, if one exists (breadth-first)."""
+        if start == goal:
+            return [start]
+        parents: dict[int, int] = {start: start}
+        frontier = [start]
+        while frontier:
+            rows = self._exec_core(
+                sa.select(task_dependencies.c.task_id, task_dependencies.c.depends_on).where(
+                    task_dependencies.c.task_id.in_(frontier)
+                ),
+                tx.cur,
+            )
+            frontier = []
+            for node, nxt in rows:
+                if nxt in parents:
+                    continue
+                parents[nxt] = node
+                if nxt == goal:
+                    path = [nxt]
+                    while path[-1] != start:
+                        path.append(parents[path[-1]])
+                    return list(reversed(path))
+                frontier.append(nxt)
+        return None
+
+    def get_task(self, task_id: int) -> Task:
+        """The task with ``task_id`` (NotFound if none)."""
+        _check_id("task_id", task_id)
+        rows = self._fetch("get_task", {"id": task_id})
+        if not rows:
+            raise NotFound("task", task_id)
+        deps = tuple(r[0] for r in self._fetch("task_deps", {"id": task_id}))
+        return _task(rows[0], deps)
+
+    def list_tasks(
+        self,
+        status: TaskStatus | str | None = None,
+        capability: str | None = None,
+        ready: bool | None = None,
+        *,
+        agent_id: int | None = None,
+        limit: int | None = None,
+        after_id: int = 0,
+    ) -> list[Task]:
+        """Tasks by id, filtered by ``status``, a required ``capability``, readiness, agent.
+
+        ``ready=True`` keeps queued tasks with no open dependency; ``ready=False``
+        the others. ``limit`` and ``after_id`` page through large boards.
+        """
+        stmt = sa.select(*_TASK_COLS).where(tasks.c.id > after_id).order_by(tasks.c.id)
+        if status is not None:
+            stmt = stmt.where(tasks.c.status == _parse_enum(TaskStatus, "status", status).value)
+        if capability is not None:
+            _check_text("capability", capability, limit=MAX_NAME, required=True)
+            stmt = stmt.where(_requires_sql(self._engine.dialect.name).bindparams(cap=capability))
+        if ready is not None:
+            is_ready = sa.and_(_status_is("queued"), _no_open_dependency())
+            stmt = stmt.where(is_ready if ready else ~is_ready)
+        if agent_id is not None:
+            stmt = stmt.where(tasks.c.agent_id == _check_id("agent_id", agent_id))
+        if limit is not None:
+            stmt = stmt.limit(_check_int("limit", limit, low=1, high=1_000_000))
+        with self._read() as cur:
+            rows = self._exec_core(stmt, cur)
+            deps = self._deps_for(cur, [r[0] for r in rows])
+        return [_task(r, deps.get(r[0], ())) for r in rows]
+
+    def _deps_for(self, cur: Any, ids: list[int]) -> dict[int, tuple[int, ...]]:
+        out: dict[int, list[int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._exec_core(
+                sa.select(task_dependencies.c.task_id, task_dependencies.c.depends_on)
+                .where(task_dependencies.c.task_id.in_(chunk))
+                .order_by(task_dependencies.c.task_id, task_dependencies.c.depends_on),
+                cur,
+            )
+            for tid, dep in rows:
+                out.setdefault(tid, []).append(dep)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def counts(self) -> dict[TaskStatus, int]:
+        """Number of tasks in each status (every status present, zeros included)."""
+        rows = self._exec_core(sa.select(tasks.c.status, sa.func.count()).group_by(tasks.c.status))
+        out = dict.fromkeys(TaskStatus, 0)
+        for status, n in rows:
+            out[TaskStatus(status)] = n
+        return out
+
+    # ------------------------------------------------------------ claims
+
+    def claim(
+        self,
+        task_id: int,
+        agent_id: int,
+        *,
+        lease_seconds: float | None = None,
+        start: bool = False,
+    ) -> Task:
+        """Claim one task for an agent: exactly one winner under any concurrency.
+
+        Raises NotFound, AtCapacity, or Conflict naming why the task is not
+        claimable (not queued, open dependencies, capabilities the agent lacks).
+        With ``start=True`` the task goes straight to ``started``.
+        """
+        _check_id("task_id", task_id)
+        with self._write() as tx:
+            caps, room = self._claimant(tx, agent_id)
+            if room is not None and room <= 0:
+                raise AtCapacity(agent_id, self._max_tasks(tx, agent_id))
+            rows = tx.run(
+                "claim_one",
+                self._claim_params(
+                    tx,
+                    task_id=task_id,
+                    agent_id=agent_id,
+                    caps=caps,
+                    lease_seconds=lease_seconds,
+                    start=start,
+                    n=1,
+                ),
+            ).fetchall()
+            if not rows:
+                raise self._why_not_claimable(tx, task_id, caps)
+            task = _task(rows[0])
+            self._audit_claims(tx, [task], agent_id, start)
+        return task
+
+    def claim_next(
+        self, agent_id: int, *, lease_seconds: float | None = None, start: bool = False
+    ) -> Task | None:
+        """Claim the best ready task the agent covers (priority, then age), or None."""
+        got = self.claim_batch(agent_id, 1, lease_seconds=lease_seconds, start=start)
+        return got[0] if got else None
+
+    def claim_batch(
+        self, agent_id: int, n: int, *, lease_seconds: float | None = None, start: bool = False
+    ) -> list[Task]:
+        """Claim up to ``n`` (1..1000) ready tasks in one statement and one transaction.
+
+        Each claimed task gets its own lease, fencing epoch and audit event. Overdue
+        leases are expired first (a bounded number), so progress needs no sweeper.
+        """
+        _check_int("n", n, low=1, high=1000)
+        with self._write() as tx:
+            caps, room = self._claimant(tx, agent_id)
+            self._expire(tx, _EXPIRE_ON_CLAIM)
+            if room is not None:
+                if room <= 0:
+                    raise AtCapacity(agent_id, self._max_tasks(tx, agent_id))
+                n = min(n, room)
+            rows = tx.run(
+                "claim_batch",
+                self._claim_params(
+                    tx,
+                    task_id=None,
+                    agent_id=agent_id,
+                    caps=caps,
+                    lease_seconds=lease_seconds,
+                    start=start,
+                    n=n,
+                ),
+            ).fetchall()
+            claimed = sorted((_task(r) for r in rows), key=lambda t: (-t.priority, t.id))
+            self._audit_claims(tx, claimed, agent_id, start)
+        return claimed
+
+    def _claim_params(
+        self,
+        tx: _Tx,
+        *,
+        task_id: int | None,
+        agent_id: int,
+        caps: tuple[str, ...],
+        lease_seconds: float | None,
+        start: bool,
+        n: int,
+    ) -> dict[str, Any]:
+        now = format_time(tx.now)
+        return {
+            "id": task_id,
+            "n": n,
+            "agent_caps": json.dumps(list(caps)),
+            "new_status": "started" if start else "claimed",
+            "agent_id": agent_id,
+            "lease": self._lease_until(tx.now, lease_seconds),
+            "now": now,
+            "started_at": now if start else None,
+        }
+
+    def _claimant(self, tx: _Tx, agent_id: int) -> tuple[tuple[str, ...], int | None]:
+        _check_id("agent_id", agent_id)
+        rows = tx.run("get_agent", {"id": agent_id}).fetchall()
+        if not rows:
+            raise NotFound("agent", agent_id)
+        agent = _agent(rows[0])
+        if agent.max_tasks is None:
+            return agent.capabilities, None
+        active = tx.run("agent_active_count", {"agent_id": agent_id}).fetchall()[0][0]
+        return agent.capabilities, agent.max_tasks - active
+
+    def _max_tasks(self, tx: _Tx, agent_id: int) -> int:
+        return int(_agent(tx.run("get_agent", {"id": agent_id}).fetchall()[0]).max_tasks or 0)
+
+    def _audit_claims(self, tx: _Tx, claimed: list[Task], agent_id: int, start: bool) -> None:
+        for task in claimed:
+            payload: dict[str, Any] = {
+                "agent_id": agent_id,
+                "epoch": task.claim_epoch,
+                "lease_expires_at": task.lease_expires_at,
+            }
+            if start:
+                payload["started"] = True
+            tx.audit("claim", f"task:{task.id}", payload)
+
+    def _why_not_claimable(self, tx: _Tx, task_id: int, caps: tuple[str, ...]) -> StoreError:
+        rows = tx.run("get_task", {"id": task_id}).fetchall()
+        if not rows:
+            return NotFound("task", task_id)
+        task = _task(rows[0])
+        if task.status is not TaskStatus.QUEUED:
+            holder = f" by agent {task.agent_id}" if task.agent_id is not None else ""
+            return Conflict(f"task {task_id} is not claimable: it is {task.status.value}{holder}")
+        missing = sorted(set(task.required_capabilities) - set(caps))
+        if missing:
+            return Conflict(
+                f"task {task_id} is not claimable by this agent: it lacks capabilities {missing}"
+            )
+        deps = [r[0] for r in tx.run("task_deps", {"id": task_id}).fetchall()]
+        return Conflict(f"task {task_id} is not claimable: it waits for open dependencies {deps}")
+
+    # ------------------------------------------------------------ fenced moves
+
+    def start(self, task_id: int, epoch: int, *, lease_seconds: float | None = None) -> Task:
+        """claimed -> started, by the holder of ``epoch``; renews the lease."""
+        return self._fenced("start", task_id, epoch, {"lease_seconds": lease_seconds})
+
+    def heartbeat(self, task_id: int, epoch: int, *, lease_seconds: float | None = None) -> Task:
+        """Renew the lease of a claimed or started task held with ``epoch``."""
+        return self._fenced("heartbeat", task_id, epoch, {"lease_seconds": lease_seconds})
+
+    extend_lease = heartbeat
+
+    def complete(
+        self,
+        task_id: int,
+        epoch: int,
+        *,
+        result: Any = None,
+        usage: Usage | Mapping[str, int] | None = None,
+    ) -> Task:
+        """started -> done, with an optional JSON ``result`` and the run's ``usage``/cost."""
+        return self._fenced("complete", task_id, epoch, {"result": result, "usage": usage})
+
+    def fail(self, task_id: int, epoch: int, *, error: str | None = None) -> Task:
+        """claimed|started -> failed, recording ``error``. ``retry`` re-queues it later."""
+        return self._fenced("fail", task_id, epoch, {"error": error})
+
+    def release(self, task_id: int, epoch: int, *, error: str | None = None) -> Task:
+        """Give a task back: -> queued (attempts+1), or failed once max_attempts is reached."""
+        return self._fenced("release", task_id, epoch, {"error": error})
+
+    def _fenced(self, action: str, task_id: int, epoch: int, opts: dict[str, Any]) -> Task:
+        _check_id("task_id", task_id)
+        _check_int("epoch", epoch, low=0, high=2**62)
+        params: dict[str, Any] = {"id": task_id, "epoch": epoch}
+        payload: dict[str, Any] = {"epoch": epoch}
+        if action in ("start", "heartbeat"):
+            lease_seconds = opts["lease_seconds"]
+        if action == "complete":
+            usage = _usage(opts["usage"])
+            params["result"] = _result_json(opts["result"])
+            for name in attrs_fields_of_usage():
+                params[name] = getattr(usage, name)
+            if usage != Usage():
+                payload["usage"] = {n: getattr(usage, n) for n in attrs_fields_of_usage()}
+        if action in ("fail", "release"):
+            params["error"] = _check_text("error", opts["error"], limit=MAX_TEXT, required=False)
+        with self._write() as tx:
+            params["now"] = format_time(tx.now)
+            if action in ("start", "heartbeat"):
+                params["lease"] = self._lease_until(tx.now, lease_seconds)
+                payload["lease_expires_at"] = params["lease"]
+            rows = tx.run(action, params).fetchall()
+            if not rows:
+                raise self._why_refused(tx, action, task_id, epoch)
+            task = _task(rows[0])
+            if action in ("release",):
+                payload["to"] = task.status.value
+            tx.audit(action, f"task:{task_id}", payload)
+        return task
+
+    def _why_refused(self, tx: _Tx, action: str, task_id: int, epoch: int) -> StoreError:
+        rows = tx.run("get_task", {"id": task_id}).fetchall()
+        if not rows:
+            return NotFound("task", task_id)
+        task = _task(rows[0])
+        if task.claim_epoch != epoch:
+            return StaleEpoch(task_id, epoch, task.claim_epoch)
+        return InvalidTransition("task", task_id, task.status.value, action)
+
+    def retry(self, task_id: int) -> Task:
+        """failed -> queued (an operator's explicit retry; attempts start again at 0)."""
+        _check_id("task_id", task_id)
+        with self._write() as tx:
+            rows = tx.run("retry", {"id": task_id, "now": format_time(tx.now)}).fetchall()
+            if not rows:
+                current = tx.run("get_task", {"id": task_id}).fetchall()
+                if not current:
+                    raise NotFound("task", task_id)
+                raise InvalidTransition("task", task_id, _task(current[0]).status.value, "retry")
+            tx.audit("retry", f"task:{task_id}", {})
+        return _task(rows[0])
+
+    def expire_leases(self, now: datetime | None = None, *, limit: int = 10_000) -> list[Task]:
+        """Re-queue tasks whose lease ended before ``now`` (fail them at max_attempts)."""
+        _check_int("limit", limit, low=1, high=1_000_000)
+        with self._write() as tx:
+            if now is not None:
+                format_time(now)
+                tx.now = now
+            return self._expire(tx, limit)
+
+    def _expire(self, tx: _Tx, limit: int) -> list[Task]:
+        rows = tx.run(
+            "expire", {"now": format_time(tx.now), "limit": limit, "error": "lease expired"}
+        ).fetchall()
+        expired = [_task(r) for r in rows]
+        for task in sorted(expired, key=lambda t: t.id):
+            tx.audit(
+                "expire", f"task:{task.id}", {"epoch": task.claim_epoch, "to": task.status.value}
+            )
+        return expired
+
+    # ------------------------------------------------------------ agents
+
+    def register_agent(
+        self,
+        name: str,
+        capabilities: Iterable[str] = (),
+        *,
+        host: str | None = None,
+        max_tasks: int | None = None,
+        status: AgentStatus | str = AgentStatus.IDLE,
+    ) -> Agent:
+        """Create or update (by ``name``) an agent; capabilities must be an array of strings."""
+        _check_text("name", name, limit=MAX_NAME, required=True)
+        caps = check_capabilities(capabilities)
+        _check_text("host", host, limit=MAX_NAME, required=False)
+        if max_tasks is not None:
+            _check_int("max_tasks", max_tasks, low=1, high=100_000)
+        agent_status = _parse_enum(AgentStatus, "status", status)
+        caps_json = json.dumps(list(caps), separators=(",", ":"))
+        with self._write() as tx:
+            now = format_time(tx.now)
+            found = self._exec_core(sa.select(agents.c.id).where(agents.c.name == name), tx.cur)
+            values = {
+                "capabilities": caps_json,
+                "status": agent_status.value,
+                "host": host,
+                "max_tasks": max_tasks,
+                "last_seen": now,
+            }
+            if found:
+                agent_id = found[0][0]
+                self._exec_core(
+                    sa.update(agents).where(agents.c.id == agent_id).values(**values), tx.cur
+                )
+                verb = "update"
+            else:
+                agent_id = self._exec_core(
+                    sa.insert(agents)
+                    .values(name=name, created_at=now, **values)
+                    .returning(agents.c.id),
+                    tx.cur,
+                )[0][0]
+                verb = "register"
+            tx.audit(
+                verb,
+                f"agent:{agent_id}",
+                {"name": name, "capabilities": list(caps), "host": host, "max_tasks": max_tasks},
+            )
+        return self.get_agent(agent_id)
+
+    def get_agent(self, agent_id: int) -> Agent:
+        """The agent with ``agent_id`` (NotFound if none)."""
+        _check_id("agent_id", agent_id)
+        rows = self._fetch("get_agent", {"id": agent_id})
+        if not rows:
+            raise NotFound("agent", agent_id)
+        return _agent(rows[0])
+
+    def list_agents(self, status: AgentStatus | str | None = None) -> list[Agent]:
+        """Agents by name, optionally only those in ``status``."""
+        stmt = sa.select(*_AGENT_COLS).order_by(agents.c.name)
+        if status is not None:
+            stmt = stmt.where(agents.c.status == _parse_enum(AgentStatus, "status", status).value)
+        return [_agent(r) for r in self._exec_core(stmt)]
+
+    def agent_heartbeat(self, agent_id: int, *, host: str | None = None) -> Agent:
+        """Record that an agent is alive (last_seen = now, status active)."""
+        _check_id("agent_id", agent_id)
+        _check_text("host", host, limit=MAX_NAME, required=False)
+        with self._write() as tx:
+            values: dict[str, Any] = {"last_seen": format_time(tx.now), "status": "active"}
+            if host is not None:
+                values["host"] = host
+            done = self._exec_core(
+                sa.update(agents)
+                .where(agents.c.id == agent_id)
+                .values(**values)
+                .returning(agents.c.id),
+                tx.cur,
+            )
+            if not done:
+                raise NotFound("agent", agent_id)
+            tx.audit("heartbeat", f"agent:{agent_id}", {"host": host})
+        return self.get_agent(agent_id)
+
+    def set_agent_status(self, agent_id: int, status: AgentStatus | str) -> Agent:
+        """Set an agent's presence: active, idle or offline."""
+        _check_id("agent_id", agent_id)
+        new = _parse_enum(AgentStatus, "status", status)
+        with self._write() as tx:
+            done = self._exec_core(
+                sa.update(agents)
+                .where(agents.c.id == agent_id)
+                .values(status=new.value)
+                .returning(agents.c.id),
+                tx.cur,
+            )
+            if not done:
+                raise NotFound("agent", agent_id)
+            tx.audit("status", f"agent:{agent_id}", {"status": new.value})
+        return self.get_agent(agent_id)
+
+    # ------------------------------------------------------------ skills
+
+    def register_skill(
+        self, name: str, description: str | None = None, category: str | None = None
+    ) -> Skill:
+        """Add a skill; names are unique (AlreadyExists otherwise)."""
+        _check_text("name", name, limit=MAX_NAME, required=True)
+        _check_text("description", description, limit=MAX_TEXT, required=False)
+        _check_text("category", category, limit=MAX_NAME, required=False)
+        with self._write() as tx:
+            if self._exec_core(sa.select(skills.c.id).where(skills.c.name == name), tx.cur):
+                raise AlreadyExists("skill", "name", name)
+            now = format_time(tx.now)
+            skill_id = self._exec_core(
+                sa.insert(skills)
+                .values(name=name, description=description, category=category, created_at=now)
+                .returning(skills.c.id),
+                tx.cur,
+            )[0][0]
+            tx.audit("register", f"skill:{skill_id}", {"name": name, "category": category})
+        return Skill(skill_id, name, description, category, now)
+
+    def list_skills(self) -> list[Skill]:
+        """Every skill, by name."""
+        rows = self._exec_core(sa.select(*skills.c).order_by(skills.c.name))
+        return [Skill(*r) for r in rows]
+
+    # ------------------------------------------------------------ tenants
+
+    def register_tenant(self, tenant_id: str, jail_root_path: str, collection_id: str) -> Tenant:
+        """Add a tenant (status provisioned); all three values must be unique."""
+        _check_text("tenant_id", tenant_id, limit=MAX_NAME, required=True)
+        _check_text("jail_root_path", jail_root_path, limit=4096, required=True)
+        _check_text("collection_id", collection_id, limit=MAX_NAME, required=True)
+        if not jail_root_path.startswith("/"):
+            raise InvalidInput(
+                "jail_root_path", f"must be an absolute path, not {jail_root_path!r}"
+            )
+        with self._write() as tx:
+            for column, value in (
+                (tenants.c.tenant_id, tenant_id),
+                (tenants.c.jail_root_path, jail_root_path),
+                (tenants.c.collection_id, collection_id),
+            ):
+                if self._exec_core(sa.select(sa.literal(1)).where(column == value), tx.cur):
+                    raise AlreadyExists("tenant", column.name, value)
+            now = format_time(tx.now)
+            self._exec_core(
+                sa.insert(tenants).values(
+                    tenant_id=tenant_id,
+                    jail_root_path=jail_root_path,
+                    collection_id=collection_id,
+                    status="provisioned",
+                    created_at=now,
+                    updated_at=now,
+                ),
+                tx.cur,
+            )
+            tx.audit(
+                "register",
+                f"tenant:{tenant_id}",
+                {"jail_root_path": jail_root_path, "collection_id": collection_id},
+            )
+        return Tenant(tenant_id, jail_root_path, collection_id, TenantStatus.PROVISIONED, now, now)
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        """The tenant ``tenant_id`` (NotFound if none)."""
+        _check_text("tenant_id", tenant_id, limit=MAX_NAME, required=True)
+        rows = self._exec_core(sa.select(*tenants.c).where(tenants.c.tenant_id == tenant_id))
+        if not rows:
+            raise NotFound("tenant", tenant_id)
+        return _tenant(rows[0])
+
+    def list_tenants(self) -> list[Tenant]:
+        """Every tenant, by id."""
+        return [
+            _tenant(r) for r in self._exec_core(sa.select(*tenants.c).order_by(tenants.c.tenant_id))
+        ]
+
+    def set_tenant_status(self, tenant_id: str, status: TenantStatus | str) -> Tenant:
+        """Move a tenant: provisioned -> active -> stopped -> destroyed; stopped -> active."""
+        new = _parse_enum(TenantStatus, "status", status)
+        _check_text("tenant_id", tenant_id, limit=MAX_NAME, required=True)
+        with self._write() as tx:
+            rows = self._exec_core(
+                sa.select(tenants.c.status).where(tenants.c.tenant_id == tenant_id), tx.cur
+            )
+            if not rows:
+                raise NotFound("tenant", tenant_id)
+            current = TenantStatus(rows[0][0])
+            if not tenant_move_allowed(current, new):
+                raise InvalidTransition("tenant", tenant_id, current.value, f"move to {new.value}")
+            self._exec_core(
+                sa.update(tenants)
+                .where(tenants.c.tenant_id == tenant_id)
+                .values(status=new.value, updated_at=format_time(tx.now)),
+                tx.cur,
+            )
+            tx.audit("status", f"tenant:{tenant_id}", {"from": current.value, "to": new.value})
+        return self.get_tenant(tenant_id)
+
+    # ------------------------------------------------------------ audit
+
+    def audit_events(self, after: int = 0, limit: int | None = None) -> list[AuditEvent]:
+        """Audit events with seq > ``after``, in order."""
+        stmt = (
+            sa.select(*_AUDIT_COLS).where(audit_events.c.seq > after).order_by(audit_events.c.seq)
+        )
+        if limit is not None:
+            stmt = stmt.limit(_check_int("limit", limit, low=1, high=10_000_000))
+        return [_event(r) for r in self._exec_core(stmt)]
+
+    def verify_chain(self, anchor: tuple[int, str] | None = None) -> ChainReport:
+        """Walk the whole chain; report the first edited, deleted, inserted or reordered event.
+
+        A chain is only as trustworthy as its head: pass ``anchor=(seq, hash)``
+        recorded earlier (for example from a previous report's ``head_hash``) to also
+        detect a truncated tail or a wholesale rewrite before that point.
+        """
+        prev = _audit.GENESIS_HASH
+        expected_seq = 1
+        count = 0
+        anchored = anchor is None
+        with self._read() as cur:
+            cur.execute(self._q_sql_all_events())
+            while True:
+                batch = cur.fetchmany(5000)
+                if not batch:
+                    break
+                for row in batch:
+                    event = _event(row)
+                    count += 1
+                    problem = None
+                    if event.seq != expected_seq:
+                        problem = (
+                            f"expected seq {expected_seq}, found {event.seq} (deleted or inserted)"
+                        )
+                    elif event.prev_hash != prev:
+                        problem = (
+                            "prev_hash does not match the previous event (reordered or inserted)"
+                        )
+                    elif _audit.recompute(event) != event.hash:
+                        problem = "hash does not match the event's contents (edited)"
+                    if problem:
+                        return ChainReport(False, count, prev, event.seq, problem)
+                    if anchor is not None and event.seq == anchor[0]:
+                        if event.hash != anchor[1]:
+                            return ChainReport(
+                                False,
+                                count,
+                                prev,
+                                event.seq,
+                                "hash differs from the anchor (rewritten)",
+                            )
+                        anchored = True
+                    prev = event.hash
+                    expected_seq += 1
+        if not anchored:
+            return ChainReport(
+                False,
+                count,
+                prev,
+                None,
+                f"the chain ends before the anchor seq {anchor[0] if anchor else ''} (truncated)",
+            )
+        return ChainReport(True, count, prev)
+
+    def _q_sql_all_events(self) -> str:
+        return _Compiled(
+            sa.select(*_AUDIT_COLS).order_by(audit_events.c.seq), self._engine.dialect
+        ).sql
+
+    def prove(self, seq: int) -> tuple[AuditEvent, InclusionProof]:
+        """The event ``seq`` and a Merkle inclusion proof of it in the current log."""
+        _check_id("seq", seq)
+        with self._read() as cur:
+            rows = self._exec_core(sa.select(*_AUDIT_COLS).where(audit_events.c.seq == seq), cur)
+            if not rows:
+                raise NotFound("audit event", seq)
+            hashes = [
+                r[0]
+                for r in self._exec_core(
+                    sa.select(audit_events.c.hash).order_by(audit_events.c.seq), cur
+                )
+            ]
+        event = _event(rows[0])
+        return event, _audit.make_proof(event, seq - 1, hashes)
+
+    # ------------------------------------------------------------ export / import
+
+    def export_json(self) -> dict[str, Any]:
+        """Every table as JSON-able rows, in one consistent read."""
+        out: dict[str, Any] = {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "schema_revision": self.schema_revision,
+            "tables": {},
+        }
+        with self._read() as cur:
+            for table in TABLES_IN_ORDER:
+                key = [c for c in table.primary_key.columns]
+                rows = self._exec_core(sa.select(*table.c).order_by(*key), cur)
+                names = [c.name for c in table.c]
+                out["tables"][table.name] = [dict(zip(names, r, strict=True)) for r in rows]
+        return out
+
+    def import_json(self, document: Mapping[str, Any]) -> dict[str, int]:
+        """Restore an ``export_json`` document into an empty store; returns rows per table."""
+        tables = _check_export(document)
+        with self._write() as tx:
+            for table in TABLES_IN_ORDER:
+                if self._exec_core(sa.select(sa.literal(1)).select_from(table).limit(1), tx.cur):
+                    raise Conflict(f"import_json needs an empty store; table {table.name} has rows")
+            counts = {}
+            for table in TABLES_IN_ORDER:
+                rows = tables.get(table.name, [])
+                names = [c.name for c in table.c]
+                for index, row in enumerate(rows):
+                    if not isinstance(row, Mapping) or set(row) != set(names):
+                        raise InvalidInput(
+                            f"tables.{table.name}[{index}]", f"must have exactly the keys {names}"
+                        )
+                if rows:
+                    q = _Compiled(
+                        sa.insert(table).values({n: _B(n) for n in names}), self._engine.dialect
+                    )
+                    tx.cur.executemany(q.sql, [q.args(r) for r in rows])
+                counts[table.name] = len(rows)
+            if not self._sqlite:
+                for table in (agents, skills, tasks):
+                    tx.cur.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                        f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
+                    )
+        return counts
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _check_lease(seconds: Any) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise InvalidInput(
+            "lease_seconds", f"must be a positive number of seconds, not {seconds!r}"
+        )
+    if seconds > 366 * 86400:
+        raise InvalidInput("lease_seconds", "must be at most a year")
+    return float(seconds)
+
+
+def _check_export(document: Any) -> Mapping[str, Any]:
+    if not isinstance(document, Mapping):
+        raise InvalidInput("document", "must be a mapping produced by export_json")
+    if document.get("format") != EXPORT_FORMAT:
+        raise InvalidInput("document.format", f"must be {EXPORT_FORMAT!r}")
+    if document.get("version") != EXPORT_VERSION:
+        raise InvalidInput(
+            "document.version", f"unsupported export version {document.get('version')!r}"
+        )
+    tables = document.get("tables")
+    if not isinstance(tables, Mapping):
+        raise InvalidInput("document.tables", "must be a mapping of table name to rows")
+    known = {t.name for t in TABLES_IN_ORDER}
+    unknown = set(tables) - known
+    if unknown:
+        raise InvalidInput("document.tables", f"unknown tables {sorted(unknown)}")
+    for name, rows in tables.items():
+        if not isinstance(rows, list):
+            raise InvalidInput(f"document.tables.{name}", "must be a list of rows")
+    return tables
+
+
+def _default_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def _install_sqlite_hooks(engine: sa.Engine, busy_timeout: float) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # We issue BEGIN ourselves (IMMEDIATE for writes), so the driver must not.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        _retry_busy(lambda: cur.execute("PRAGMA journal_mode = WAL"), busy_timeout)
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get("colibri_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _retry_busy(action: Callable[[], Any], timeout: float) -> None:
+    # Switching to WAL needs a moment of exclusive access, which the busy handler
+    # does not always wait for; retry within the same budget.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _is_integrity_error(exc: BaseException) -> bool:
+    return type(exc).__name__ in {
+        "IntegrityError",
+        "UniqueViolation",
+        "ForeignKeyViolation",
+        "CheckViolation",
+        "NotNullViolation",
+    }
+
+
+def _task(row: Sequence[Any], deps: tuple[int, ...] = ()) -> Task:
+    i = _TASK_INDEX
+    result = row[i["result"]]
+    return Task(
+        id=row[i["id"]],
+        title=row[i["title"]],
+        description=row[i["description"]],
+        status=TaskStatus(row[i["status"]]),
+        agent_id=row[i["agent_id"]],
+        required_capabilities=tuple(json.loads(row[i["required_capabilities"]])),
+        priority=row[i["priority"]],
+        attempts=row[i["attempts"]],
+        max_attempts=row[i["max_attempts"]],
+        claim_epoch=row[i["claim_epoch"]],
+        lease_expires_at=row[i["lease_expires_at"]],
+        session_id=row[i["session_id"]],
+        result=json.loads(result) if result is not None else None,
+        last_error=row[i["last_error"]],
+        usage=Usage(
+            row[i["input_tokens"]],
+            row[i["output_tokens"]],
+            row[i["cache_read_tokens"]],
+            row[i["cache_write_tokens"]],
+            row[i["cost_micros"]],
+        ),
+        created_at=row[i["created_at"]],
+        updated_at=row[i["updated_at"]],
+        started_at=row[i["started_at"]],
+        finished_at=row[i["finished_at"]],
+        depends_on=deps,
+    )
+
+
+def _agent(row: Sequence[Any]) -> Agent:
+    caps = json.loads(row[2]) if row[2] else []
+    # A row written by the original may hold an object here; it covers nothing.
+    capabilities = tuple(c for c in caps if isinstance(c, str)) if isinstance(caps, list) else ()
+    return Agent(
+        id=row[0],
+        name=row[1],
+        capabilities=capabilities,
+        status=_lenient_agent_status(row[3]),
+        created_at=row[4],
+        host=row[5],
+        last_seen=row[6],
+        max_tasks=row[7],
+    )
+
+
+def _lenient_agent_status(value: str) -> AgentStatus:
+    try:
+        return AgentStatus(value)
+    except ValueError:
+        return AgentStatus.OFFLINE
+
+
+def _tenant(row: Sequence[Any]) -> Tenant:
+    return Tenant(row[0], row[1], row[2], TenantStatus(row[3]), row[4], row[5])
+
+
+def _event(row: Sequence[Any]) -> AuditEvent:
+    return AuditEvent(
+        seq=row[0],
+        at=row[1],
+        actor=row[2],
+        verb=row[3],
+        subject=row[4],
+        payload=json.loads(row[5]),
+        prev_hash=row[6],
+        hash=row[7],
+    )
+
+
+__all__ = ["Store", "check_capabilities", "format_time"]
+_ = TASK_ACTIONS  # the table documents the same rules the SQL guards enforce
