@@ -60,16 +60,32 @@ class PgServer:
 
     def start(self) -> None:
         self._run(
-            str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.user,
-            "--auth=trust", "-E", "UTF8", "--locale=C",
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
         )
         opts = (
             f"-c listen_addresses='' -c unix_socket_directories={self.sock} "
             f"-c fsync={'on' if self.fsync else 'off'} -c max_connections=100"
         )
         self._run(
-            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-t", "60",
-            "-l", str(self.root / "server.log"), "start",
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.root / "server.log"),
+            "start",
         )
 
     def stop(self) -> None:
@@ -88,6 +104,8 @@ class PgServer:
         import psycopg
 
         name = "t_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(host=str(self.sock), user=self.user, dbname="postgres", autocommit=True) as c:
+        with psycopg.connect(
+            host=str(self.sock), user=self.user, dbname="postgres", autocommit=True
+        ) as c:
             c.execute(f"CREATE SCHEMA {name}")
         return name

@@ -24,7 +24,9 @@ def _snapshot(store: Store) -> dict:
 
 
 def test_create_and_get(store: Store) -> None:
-    task = store.create_task("fix zfs snapshot", "details", required_capabilities=["zfs", "freebsd"])
+    task = store.create_task(
+        "fix zfs snapshot", "details", required_capabilities=["zfs", "freebsd"]
+    )
     assert task.status is TaskStatus.QUEUED
     assert task.required_capabilities == ("freebsd", "zfs")
     assert task.claim_epoch == 0 and task.attempts == 0 and task.max_attempts == 3
@@ -53,7 +55,9 @@ def test_create_and_get(store: Store) -> None:
         ({"title": "a\x00b"}, "title"),
     ],
 )
-def test_bad_task_input_is_refused_and_changes_nothing(store: Store, kwargs: dict, field: str) -> None:
+def test_bad_task_input_is_refused_and_changes_nothing(
+    store: Store, kwargs: dict, field: str
+) -> None:
     before = _snapshot(store)
     kwargs = dict(kwargs)
     title = kwargs.pop("title")
@@ -99,7 +103,13 @@ def test_full_lifecycle_with_usage(store: Store) -> None:
     assert claimed.lease_expires_at is not None
     started = store.start(task.id, claimed.claim_epoch)
     assert started.status is TaskStatus.STARTED and started.started_at is not None
-    usage = Usage(input_tokens=10, output_tokens=5, cache_read_tokens=2, cache_write_tokens=1, cost_micros=1234)
+    usage = Usage(
+        input_tokens=10,
+        output_tokens=5,
+        cache_read_tokens=2,
+        cache_write_tokens=1,
+        cost_micros=1234,
+    )
     done = store.complete(task.id, started.claim_epoch, result={"answer": [1, 2]}, usage=usage)
     assert done.status is TaskStatus.DONE
     assert done.result == {"answer": [1, 2]}
