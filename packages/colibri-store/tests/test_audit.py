@@ -121,7 +121,8 @@ def test_verify_chain_detects_tampering(store: Store, tamper: str) -> None:
         _raw(
             store,
             "INSERT INTO audit_events (seq, at, actor, verb, subject, payload, prev_hash, hash) "
-            f"VALUES (3, '{e3.at}', 'mallory', 'claim', 'task:1', '{{}}', '{e3.prev_hash}', '{forged}')",
+            f"VALUES (3, '{e3.at}', 'mallory', 'claim', 'task:1', '{{}}', "
+            f"'{e3.prev_hash}', '{forged}')",
         )
     elif tamper == "reorder":
         _raw(

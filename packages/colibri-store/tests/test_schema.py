@@ -150,7 +150,8 @@ def test_status_check_constraint_is_in_the_database(db_url: str) -> None:
     engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.exec_driver_sql(
-            "INSERT INTO tasks (status, title, created_at, updated_at) VALUES ('running', 't', 'x', 'x')"
+            "INSERT INTO tasks (status, title, created_at, updated_at) "
+            "VALUES ('running', 't', 'x', 'x')"
         )
     engine.dispose()
 
