@@ -57,7 +57,15 @@ def _open_dir(parent_fd: int, name: str, shown: str) -> int:
         if exc.errno in _SYMLINK_ERRNOS:
             raise TargetEscapesRoot(shown, "it is a symbolic link") from None
         if exc.errno == errno.ENOTDIR:
-            raise TargetEscapesRoot(shown, "it is not a directory") from None
+            # Linux checks O_DIRECTORY before O_NOFOLLOW: a symlink reads as ENOTDIR.
+            try:
+                is_link = stat.S_ISLNK(
+                    os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
+                )
+            except OSError:
+                is_link = False
+            reason = "it is a symbolic link" if is_link else "it is not a directory"
+            raise TargetEscapesRoot(shown, reason) from None
         if exc.errno == errno.ENOENT:
             raise TargetEscapesRoot(shown, "it does not exist") from None
         raise EnvWriteFailed(shown, exc.strerror or str(exc), exc.errno) from None

@@ -1,0 +1,259 @@
+"""A hostile jail cannot make provision() touch anything outside it.
+
+Each test snapshots every file and directory of the test's host tree outside the
+jail root (type, mode, owner, size, mtime, content, link target) before and after,
+and compares. Path errors are raised before bw is even started.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from conftest import JAIL_UID, World, snapshot
+from dotenv import dotenv_values
+
+from colibri_vault import ProvisionAction
+from colibri_vault.errors import JailUserMissing, TargetEscapesRoot, UnsafeJailUser
+
+
+def outside(world: World, tenant: str = "tenant-alpha") -> dict[str, tuple]:
+    # The appdata dir and the call log change by design (bw's state).
+    skip = [world.base / tenant / "root", world.appdata, world.log, world.pid_file]
+    skip.append(world.scenario_path)
+    return snapshot(world.tmp, skip)
+
+
+@pytest.fixture
+def home(world: World) -> Path:
+    return world.base / "tenant-alpha" / "root" / "home" / "agent"
+
+
+def test_home_symlinked_to_a_host_directory(world: World, home: Path) -> None:
+    home.rmdir()
+    home.symlink_to(world.host / "dir")
+    before = outside(world)
+    exc = world.fail("tenant-alpha", TargetEscapesRoot)
+    assert "symbolic link" in str(exc)
+    assert outside(world) == before
+    assert not (world.host / "dir" / ".env").exists()
+    assert world.calls() == []
+
+
+def test_home_parent_symlinked_to_a_host_directory(world: World, home: Path) -> None:
+    jail_home = home.parent
+    (world.host / "dir" / "agent").mkdir()
+    for child in jail_home.iterdir():
+        child.rmdir()
+    jail_home.rmdir()
+    jail_home.symlink_to(world.host / "dir")
+    before = outside(world)
+    world.fail("tenant-alpha", TargetEscapesRoot)
+    assert outside(world) == before
+
+
+def test_env_symlinked_to_a_host_file_is_replaced_not_followed(world: World, home: Path) -> None:
+    (home / ".env").symlink_to(world.host / "precious.txt")
+    before = outside(world)
+    result = world.run("tenant-alpha")
+    assert result.action is ProvisionAction.UPDATED
+    assert outside(world) == before
+    assert (world.host / "precious.txt").read_text() == "host data\n"
+    st = os.lstat(home / ".env")
+    assert stat.S_ISREG(st.st_mode) and st.st_uid == JAIL_UID
+    assert dotenv_values(home / ".env", interpolate=False)["PGDATABASE"] == "alpha"
+
+
+def test_env_symlink_to_a_missing_host_path_creates_nothing_there(world: World, home: Path) -> None:
+    (home / ".env").symlink_to(world.host / "created-by-mistake")
+    before = outside(world)
+    world.run("tenant-alpha")
+    assert outside(world) == before
+    assert not (world.host / "created-by-mistake").exists()
+
+
+def test_env_hard_linked_to_a_host_file_is_replaced_not_written_through(
+    world: World, home: Path
+) -> None:
+    os.link(world.host / "precious.txt", home / ".env")
+    before_inode = os.stat(world.host / "precious.txt").st_ino
+    result = world.run("tenant-alpha")
+    assert result.action is ProvisionAction.UPDATED
+    assert (world.host / "precious.txt").read_text() == "host data\n"
+    host = os.stat(world.host / "precious.txt")
+    assert host.st_ino == before_inode and host.st_nlink == 1
+    assert os.stat(home / ".env").st_ino != before_inode
+
+
+def test_hard_link_with_the_right_content_is_still_replaced(world: World, home: Path) -> None:
+    world.run("tenant-alpha")
+    # The jail owner hard-links a host-side name to the file: an unchanged run must
+    # not leave the host name sharing the secrets' inode with future writes.
+    os.link(home / ".env", world.host / "linked-from-host")
+    result = world.run("tenant-alpha")
+    assert result.action is ProvisionAction.UPDATED
+    assert os.stat(home / ".env").st_nlink == 1
+
+
+def test_env_that_is_a_directory(world: World, home: Path) -> None:
+    (home / ".env").mkdir()
+    from colibri_vault.errors import EnvWriteFailed
+
+    before = outside(world)
+    world.fail("tenant-alpha", EnvWriteFailed)
+    assert outside(world) == before
+
+
+@pytest.mark.parametrize(
+    "env_path",
+    ["home/agent/../../../../host/evil.env", "/home/agent/./.env", "../.env", "/", ""],
+)
+def test_dotdot_or_dot_in_the_configured_env_path(world: World, env_path: str) -> None:
+    before = outside(world)
+    world.fail("tenant-alpha", TargetEscapesRoot, jail=world.jail_settings(env_path=env_path))
+    assert outside(world) == before
+    assert world.calls() == []
+
+
+def test_dotdot_in_the_configured_jail_root(world: World) -> None:
+    before = outside(world)
+    root = f"{world.base}/tenant-alpha/../../host"
+    world.fail("tenant-alpha", TargetEscapesRoot, jail_root=root)
+    assert outside(world) == before
+
+
+def test_dotdot_in_the_configured_base(world: World) -> None:
+    before = outside(world)
+    jail = world.jail_settings(allowed_base=f"{world.base}/../jails")
+    world.fail("tenant-alpha", TargetEscapesRoot, jail=jail)
+    assert outside(world) == before
+
+
+def test_jail_root_outside_the_base(world: World) -> None:
+    fake_root = world.host / "fakeroot"
+    (fake_root / "etc").mkdir(parents=True)
+    (fake_root / "etc" / "passwd").write_text("agent:*:1001:1002::/home/agent:/bin/sh\n")
+    (fake_root / "home" / "agent").mkdir(parents=True)
+    before = outside(world)
+    world.fail("tenant-alpha", TargetEscapesRoot, jail_root=str(fake_root))
+    assert outside(world) == before
+    assert not (fake_root / "home" / "agent" / ".env").exists()
+
+
+def test_jail_root_is_the_base_itself(world: World) -> None:
+    before = outside(world)
+    exc = world.fail("tenant-alpha", TargetEscapesRoot, jail_root=str(world.base))
+    assert "base itself" in str(exc)
+    assert outside(world) == before
+
+
+def test_jail_root_is_a_relative_path(world: World) -> None:
+    world.fail("tenant-alpha", TargetEscapesRoot, jail_root="jails/tenant-alpha/root")
+
+
+def test_jail_root_that_is_a_symlink_elsewhere(world: World) -> None:
+    elsewhere = world.host / "elsewhere"
+    (elsewhere / "etc").mkdir(parents=True)
+    (elsewhere / "etc" / "passwd").write_text("agent:*:1001:1002::/home/agent:/bin/sh\n")
+    (elsewhere / "home" / "agent").mkdir(parents=True)
+    (world.base / "tenant-link").mkdir()
+    (world.base / "tenant-link" / "root").symlink_to(elsewhere)
+    before = outside(world, "tenant-link")
+    world.fail("tenant-link", TargetEscapesRoot)
+    assert outside(world, "tenant-link") == before
+    assert not (elsewhere / "home" / "agent" / ".env").exists()
+
+
+def test_jail_root_symlink_pointing_inside_the_base_is_refused_too(world: World) -> None:
+    (world.base / "tenant-link").mkdir()
+    (world.base / "tenant-link" / "root").symlink_to(world.base / "tenant-alpha" / "root")
+    world.fail("tenant-link", TargetEscapesRoot)
+    assert not world.env_file("tenant-alpha").exists()
+
+
+def test_base_given_through_a_host_symlink_is_canonicalised(world: World) -> None:
+    # The operator's base may itself be a host symlink (/usr/local/bastille -> /tank/...).
+    alias = world.tmp / "bastille-alias"
+    alias.symlink_to(world.base)
+    jail = world.jail_settings(allowed_base=str(alias))
+    result = world.run("tenant-alpha", jail=jail)
+    assert result.action is ProvisionAction.CREATED
+    assert result.path == str(world.env_file("tenant-alpha"))
+
+
+def test_etc_symlinked_to_the_host_etc(world: World) -> None:
+    root = world.base / "tenant-alpha" / "root"
+    host_etc = world.host / "etc"
+    host_etc.mkdir()
+    (host_etc / "passwd").write_text("agent:*:1001:1002::/home/agent:/bin/sh\n")
+    (root / "etc" / "passwd").unlink()
+    (root / "etc").rmdir()
+    (root / "etc").symlink_to(host_etc)
+    before = outside(world)
+    world.fail("tenant-alpha", TargetEscapesRoot)
+    assert outside(world) == before
+
+
+def test_passwd_symlinked_to_a_host_file(world: World) -> None:
+    root = world.base / "tenant-alpha" / "root"
+    (world.host / "passwd").write_text("agent:*:1001:1002::/home/agent:/bin/sh\n")
+    (root / "etc" / "passwd").unlink()
+    (root / "etc" / "passwd").symlink_to(world.host / "passwd")
+    world.fail("tenant-alpha", TargetEscapesRoot)
+
+
+def test_passwd_giving_the_user_uid_0(world: World) -> None:
+    world.make_jail("tenant-root", uid=0, gid=0)
+    before = outside(world, "tenant-root")
+    exc = world.fail("tenant-root", UnsafeJailUser)
+    assert "uid is 0" in str(exc)
+    assert outside(world, "tenant-root") == before
+    assert world.calls() == []
+
+
+def test_user_in_group_0_is_refused(world: World) -> None:
+    world.make_jail("tenant-wheel", gid=0)
+    world.fail("tenant-wheel", UnsafeJailUser)
+
+
+def test_user_missing_from_the_jails_passwd(world: World) -> None:
+    world.make_jail(
+        "tenant-nouser", passwd="root:*:0:0::/root:/bin/sh\nwww:*:80:80::/:/sbin/nologin\n"
+    )
+    before = outside(world, "tenant-nouser")
+    exc = world.fail("tenant-nouser", JailUserMissing)
+    assert "agent" in str(exc)
+    assert outside(world, "tenant-nouser") == before
+
+
+def test_jail_user_is_never_looked_up_on_the_host(world: World) -> None:
+    # 'root' exists on every host; in this jail it is absent.
+    world.make_jail("tenant-hostuser", passwd="agent:*:1001:1002::/home/agent:/bin/sh\n")
+    world.fail("tenant-hostuser", JailUserMissing, jail=world.jail_settings(user="daemon"))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "agent:*:1001:1002::/home/agent:/bin/sh\nagent:*:1003:1003::/home/agent:/bin/sh\n",
+        "agent:*:x:1002::/home/agent:/bin/sh\n",
+        "agent:*:1001:1002::/home/agent\n",
+        "agent:*:1001:1002::home/agent:/bin/sh\n",
+        "agent:*:-1:1002::/home/agent:/bin/sh\n",
+    ],
+)
+def test_unusable_passwd_entries(world: World, entry: str) -> None:
+    world.make_jail("tenant-odd", passwd=entry)
+    world.fail("tenant-odd", UnsafeJailUser)
+
+
+def test_home_with_dotdot_in_passwd(world: World) -> None:
+    world.make_jail("tenant-dd", passwd="agent:*:1001:1002::/home/../../../host:/bin/sh\n")
+    world.fail("tenant-dd", TargetEscapesRoot)
+
+
+def test_missing_jail(world: World) -> None:
+    world.fail("tenant-none", TargetEscapesRoot)
+    assert world.calls() == []
