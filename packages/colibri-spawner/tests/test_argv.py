@@ -120,9 +120,9 @@ def test_sandbox_wrap_merged_usr_with_network():
         "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
         "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
         *_SANDBOX_ETC,
-        "--ro-bind", "/opt/node", "/opt/node",
         "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-        "--bind", "/srv/tasks/t1", "/work", "--chdir", "/work", "--",
+        "--ro-bind", "/opt/node", "/opt/node",
+        "--bind", "/srv/tasks/t1", "/work", "--remount-ro", "/", "--chdir", "/work", "--",
         "/opt/node/bin/pi", "--mode", "json",
     ]  # fmt: skip
 
@@ -144,7 +144,8 @@ def test_sandbox_wrap_split_usr_without_network_custom_home():
         "--ro-bind-try", "/lib64", "/lib64", "--ro-bind-try", "/sbin", "/sbin",
         *_SANDBOX_ETC,
         "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-        "--bind", "/t", "/task", "--chdir", "/task", "--", "/usr/bin/true",
+        "--bind", "/t", "/task", "--remount-ro", "/", "--chdir", "/task", "--",
+        "/usr/bin/true",
     ]  # fmt: skip
 
 

@@ -176,11 +176,14 @@ def sandbox_wrap(
             out += ["--ro-bind-try", f"/{link}", f"/{link}"]
     for etc in ("ssl", "ca-certificates", "resolv.conf", "hosts", "nsswitch.conf"):
         out += ["--ro-bind-try", f"/etc/{etc}", f"/etc/{etc}"]
+    # /tmp first, so that read-only binds living under the host's /tmp stay visible.
+    out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in ro_binds:
         _require_absolute("ro_bind", path)
         out += ["--ro-bind", path, path]
-    out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    out += ["--bind", workdir, inside_workdir, "--chdir", inside_workdir, "--"]
+    out += ["--bind", workdir, inside_workdir]
+    # The sandbox root is a tmpfs bwrap made: read-only once the mount points exist.
+    out += ["--remount-ro", "/", "--chdir", inside_workdir, "--"]
     out += list(argv)
     return out
 
