@@ -76,21 +76,21 @@ _CLASSIFY: Final[Sequence[tuple[str, type[BwError]]]] = (
 
 
 def classify(command: str, message: str, exit_code: int) -> BwError:
-    """The typed error for bw's (already redacted) message."""
+    """The typed error for bw's (already redacted) message; long messages keep their end
+    (a stack trace's last line says what went wrong)."""
+    shown = message if len(message) <= _MESSAGE_CAP else "..." + message[-_MESSAGE_CAP:]
     for needle, cls in _CLASSIFY:
         if needle in message:
-            return cls(command, message)
-    return BwCommandFailed(command, message, exit_code)
+            return cls(command, shown)
+    return BwCommandFailed(command, shown, exit_code)
 
 
 def _tidy(text: str, secrets: list[str]) -> str:
-    """bw's message on one line, secrets masked, capped (a stack trace keeps its end)."""
+    """bw's message on one line with secrets masked (classify() caps what it shows)."""
     text = redact(text, secrets)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
     # The wrong-password case prints several "ERROR bitwarden_..." lines; the last
     # line is the message itself.
-    one = " | ".join(lines)
-    return one if len(one) <= _MESSAGE_CAP else "..." + one[-_MESSAGE_CAP:]
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 @attrs.frozen
