@@ -21,11 +21,11 @@ def demo(path: Path) -> None:
         store.create_task("needs linux", required_capabilities=["linux"])
         for task in store.list_tasks():
             print(f"  task {task.id} [{task.status}] {task.title} ready={task.id != report.id}")
-        while (task := store.claim_next(agent.id, start=True)) is not None:
-            print(f"claimed task {task.id} epoch {task.claim_epoch}: {task.title}")
+        while (claimed := store.claim_next(agent.id, start=True)) is not None:
+            print(f"claimed task {claimed.id} epoch {claimed.claim_epoch}: {claimed.title}")
             store.complete(
-                task.id,
-                task.claim_epoch,
+                claimed.id,
+                claimed.claim_epoch,
                 result={"ok": True},
                 usage={"input_tokens": 1200, "output_tokens": 300, "cost_micros": 4200},
             )

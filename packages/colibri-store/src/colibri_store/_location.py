@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from colibri_store.errors import InvalidInput
@@ -12,7 +13,7 @@ from colibri_store.errors import InvalidInput
 DB_FILE = "colibri.sqlite"
 
 
-def default_db_path(environ: dict[str, str] | None = None, platform: str | None = None) -> Path:
+def default_db_path(environ: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
     """The platform default database file, without ``COLIBRI_*`` overrides.
 
     FreeBSD: ``/var/db/colibri``; elsewhere ``$XDG_DATA_HOME/colibri``, then
@@ -31,7 +32,7 @@ def default_db_path(environ: dict[str, str] | None = None, platform: str | None 
     return Path(tempfile.gettempdir()) / "colibri" / DB_FILE
 
 
-def resolve_url(url: str | None = None, environ: dict[str, str] | None = None) -> str:
+def resolve_url(url: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     """The URL to open: the argument, ``COLIBRI_DB_URL``, ``COLIBRI_DB_PATH``, or the default."""
     env = os.environ if environ is None else environ
     if url:

@@ -207,7 +207,7 @@ class _Compiled:
         self, stmt: sa.ClauseElement, dialect: sa.Dialect, *, expand: bool = False
     ) -> None:
         # ``expand`` renders IN-lists as individual parameters (ad-hoc statements only).
-        compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": expand})
+        compiled: Any = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": expand})
         self.sql: str = compiled.string
         self.defaults: dict[str, Any] = dict(compiled.params)
         self.positional: bool = bool(compiled.positional)
@@ -281,7 +281,7 @@ def _no_open_dependency() -> Any:
 def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
     pg = dialect.name == "postgresql"
     s: dict[str, Any] = {}
-    now = _B("now")
+    now: Any = _B("now")
     s["insert_task"] = (
         sa.insert(tasks)
         .values(
@@ -627,7 +627,7 @@ class Store:
     # ------------------------------------------------------------ plumbing
 
     def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+        conn: Any = getattr(self._local, "conn", None)
         if conn is None:
             if self._closed:
                 raise StoreError("the store is closed")
@@ -685,7 +685,7 @@ class Store:
         cur.execute(q.sql, q.args(params))
         return list(cur.fetchall())
 
-    def _exec_core(self, stmt: sa.Executable, cur: Any | None = None) -> list[Any]:
+    def _exec_core(self, stmt: Any, cur: Any | None = None) -> list[Any]:
         """Run an ad-hoc Core statement (not on the hot path)."""
         compiled = _Compiled(stmt, self._engine.dialect, expand=True)
         cursor = cur if cur is not None else self._cursor()

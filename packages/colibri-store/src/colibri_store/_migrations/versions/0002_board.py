@@ -6,6 +6,8 @@ Revises: 0001
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,7 +21,7 @@ _ACTIVE = sa.text("status IN ('claimed', 'started')")
 
 
 def upgrade() -> None:
-    for name, type_, kwargs in [
+    columns: list[tuple[str, type[sa.types.TypeEngine[int]] | type[sa.Text], dict[str, Any]]] = [
         ("required_capabilities", sa.Text, {"nullable": False, "server_default": "[]"}),
         ("priority", sa.Integer, {"nullable": False, "server_default": "0"}),
         ("attempts", sa.Integer, {"nullable": False, "server_default": "0"}),
@@ -36,7 +38,8 @@ def upgrade() -> None:
         ("cost_micros", sa.BigInteger, {"nullable": False, "server_default": "0"}),
         ("started_at", sa.Text, {"nullable": True}),
         ("finished_at", sa.Text, {"nullable": True}),
-    ]:
+    ]
+    for name, type_, kwargs in columns:
         op.add_column("tasks", sa.Column(name, type_, **kwargs))
     op.add_column("agents", sa.Column("host", sa.Text, nullable=True))
     op.add_column("agents", sa.Column("last_seen", sa.Text, nullable=True))
