@@ -18,7 +18,9 @@ from colibri_vault.errors import UnsafeValue
 
 KEYS = st.from_regex(r"K[A-Za-z0-9_]{0,12}", fullmatch=True)
 ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
-DOTENV_SAFE = st.text(st.characters(codec="utf-8", exclude_characters="\x00\r"), max_size=40)
+DOTENV_SAFE = st.text(
+    st.characters(codec="utf-8", exclude_characters="\x00\r"), max_size=40
+).filter(lambda v: not v.endswith("\\"))
 SHELL_SAFE = DOTENV_SAFE.filter(lambda v: "'" not in v and "\\" not in v and "${" not in v)
 
 NASTY = {
@@ -27,7 +29,7 @@ NASTY = {
     "DOLLAR": "$HOME ${HOME} $(id) `id`",
     "HASH": "#not a comment # really",
     "SPACES": "  leading and trailing  ",
-    "BACKSLASH": "a\\b\\'c\\",
+    "BACKSLASH": "a\\b\\'c\\d",
     "EQUALS": "a=b==",
     "EMPTY": "",
     "UNICODE": "päss wörd ✓ \u2028 \x85",
@@ -110,6 +112,7 @@ def test_a_value_is_either_refused_or_round_trips(key: str, value: str, fmt: Env
         ("a\x00b", EnvFileFormat.DOTENV, "NUL"),
         ("a\rb", EnvFileFormat.DOTENV, "carriage return"),
         ("a\ud800b", EnvFileFormat.DOTENV, "surrogate"),
+        ("C:\\dir\\", EnvFileFormat.DOTENV, "ends with a backslash"),
         ("it's", EnvFileFormat.SHELL, "single quote"),
         ("a\\b", EnvFileFormat.SHELL, "backslash"),
         ("${HOME}", EnvFileFormat.SHELL, "${"),

@@ -7,7 +7,8 @@ single-quoted values). Two formats:
 
 - ``EnvFileFormat.DOTENV`` (default): for python-dotenv and compatible loaders with
   interpolation turned off. Refuses NUL, carriage returns (text-mode readers turn
-  them into newlines) and text that is not valid Unicode.
+  them into newlines), a final backslash (python-dotenv < 1.2.3 misreads it) and
+  text that is not valid Unicode.
 - ``EnvFileFormat.SHELL``: the file also means the same when sourced by ``sh``
   (``set -a; . ./.env``) and when loaded by python-dotenv with interpolation on.
   Additionally refuses ``'`` and ``\\`` (no escape exists inside sh single quotes)
@@ -50,6 +51,10 @@ def check_value(key: str, value: str, fmt: EnvFileFormat) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise UnsafeValue(key, "is not valid Unicode text (a lone surrogate)") from None
+    if value.endswith("\\"):
+        # python-dotenv before 1.2.3 reads the escaped final backslash and the closing
+        # quote as an escaped quote, and then the rest of the file as this value.
+        raise UnsafeValue(key, "ends with a backslash")
     if fmt is EnvFileFormat.SHELL:
         if "'" in value:
             raise UnsafeValue(key, "contains a single quote (')")

@@ -1,0 +1,52 @@
+"""No secret value shows in any exception, log record or repr.
+
+Every provision() of this suite goes through ``World.attempt`` (conftest), which
+checks the exception (str, repr, args, attributes, formatted traceback), the
+result, the settings' reprs and every log record captured at DEBUG against all of
+the scenario's secret values, the API secret, the master password and every session
+key the fake bw issued, and checks that none of them was ever in bw's argv. These
+tests show that check is real.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ACCOUNT, World
+
+from colibri_vault import Secret
+from colibri_vault.errors import BadMasterPassword
+
+
+def test_the_check_sees_a_planted_value(world: World) -> None:
+    with pytest.raises(AssertionError, match="leaked"):
+        world.assert_no_leak(["oops: sk-or-v1-0123456789abcdef"])
+    with pytest.raises(AssertionError, match="leaked"):
+        world.assert_no_leak([f"pw={ACCOUNT['master_password']}"])
+
+
+def test_the_check_knows_the_issued_session_keys(world: World) -> None:
+    world.run("tenant-alpha")
+    keys = [c["issued_session"] for c in world.calls() if "issued_session" in c]
+    assert keys and set(keys) <= world.secrets()
+    with pytest.raises(AssertionError, match="leaked"):
+        world.assert_no_leak([f"BW_SESSION={keys[0]}"])
+
+
+def test_the_check_sees_secrets_in_argv(world: World) -> None:
+    world.run("tenant-alpha")
+    world.log.write_text(
+        world.log.read_text() + '{"argv": ["unlock", "' + ACCOUNT["master_password"] + '"]}\n'
+    )
+    with pytest.raises(AssertionError, match="argv"):
+        world.assert_no_leak([])
+
+
+def test_outputs_were_collected(world: World) -> None:
+    world.fail(
+        "tenant-alpha",
+        BadMasterPassword,
+        vault=world.vault_settings(master_password=Secret("a-wrong-master-password")),
+    )
+    text = "\n".join(world.outputs)
+    assert "BadMasterPassword" in text and "Cryptography error" in text
+    assert "a-wrong-master-password" not in text
