@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from colibri_glasspane import Glasspane
+
+# Modest by default so the suite stays fast; GLASSPANE_HYPOTHESIS=thorough for a long hunt.
+settings.register_profile(
+    "default",
+    max_examples=100,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=3000,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("GLASSPANE_HYPOTHESIS", "default"))
 
 DATA = Path(__file__).parent / "data" / "pi-0.73.1"
 CAPTURES = [

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
 from conftest import CAPTURES, FakeClock, assistant, capture_lines, line
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -46,14 +48,16 @@ EVENTS: dict[str, bytes] = {
     "compaction_start": line(type="compaction_start", reason="threshold"),
     "compaction_end": line(type="compaction_end", reason="threshold", aborted=False),
     "compaction_end_retry": line(type="compaction_end", reason="overflow", willRetry=True),
-    "auto_retry_start": line(type="auto_retry_start", attempt=1, maxAttempts=3, delayMs=1,
-                             errorMessage="500"),
+    "auto_retry_start": line(
+        type="auto_retry_start", attempt=1, maxAttempts=3, delayMs=1, errorMessage="500"
+    ),
     "auto_retry_end_ok": line(type="auto_retry_end", success=True, attempt=1),
     "auto_retry_end_fail": line(type="auto_retry_end", success=False, attempt=3, finalError="x"),
     "response_ok": line(type="response", id="1", command="prompt", success=True),
     "response_fail": line(type="response", id="1", command="prompt", success=False, error="no"),
-    "get_state": line(type="response", id="2", command="get_state", success=True,
-                      data={"sessionId": "rpc-1"}),
+    "get_state": line(
+        type="response", id="2", command="get_state", success=True, data={"sessionId": "rpc-1"}
+    ),
     "dialog": line(type="extension_ui_request", id="u", method="confirm", title="ok?"),
     "notify": line(type="extension_ui_request", id="n", method="notify", message="m"),
     "extension_error": line(type="extension_error", extensionPath="/e", event="x", error="e"),
@@ -66,8 +70,9 @@ EVENTS: dict[str, bytes] = {
 
 # Streams made of whole real lines, synthetic events and raw garbage.
 _pieces = st.one_of(
-    st.sampled_from([raw for name in CAPTURES if name != "long_reply"
-                     for raw in capture_lines(name)]),
+    st.sampled_from(
+        [raw for name in CAPTURES if name != "long_reply" for raw in capture_lines(name)]
+    ),
     st.sampled_from(list(EVENTS.values())),
     st.binary(max_size=40),
     st.builds(lambda n: b"x" * n + b"\n", st.integers(min_value=300, max_value=700)),
@@ -89,13 +94,12 @@ def _view(stream: bytes, cuts: list[int], runtime: Runtime, mode: StreamMode):  
     glasspane = Glasspane(clock=FakeClock(), config=GlasspaneConfig(max_line_bytes=512))
     glasspane.open_pane("p", runtime=runtime, mode=mode)
     points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
-    for start, end in zip(points, points[1:], strict=False):
+    for start, end in itertools.pairwise(points):
         glasspane.feed("p", stream[start:end])
     glasspane.end_of_stream("p")
     return glasspane
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     stream=st.one_of(st.binary(max_size=400), streams),
     cuts=st.lists(st.integers(min_value=0, max_value=6000), max_size=12),
@@ -115,7 +119,6 @@ def test_any_byte_stream_never_raises_and_round_trips(stream, cuts, runtime, mod
     assert Snapshot.from_json(snapshot.to_json()) == snapshot
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     stream=streams,
     cuts=st.lists(st.integers(min_value=0, max_value=6000), max_size=12),
@@ -202,7 +205,4 @@ class PaneInvariants(RuleBasedStateMachine):
         assert Snapshot.from_json(snapshot.to_json()) == snapshot
 
 
-PaneInvariants.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=30, deadline=None
-)
 TestPaneInvariants = PaneInvariants.TestCase

@@ -96,7 +96,10 @@ def test_filters_attention_only_and_by_session():
     [
         ("not json", "not a JSON object"),
         ("[1]", "not a JSON object"),
-        ('{"version": 2, "host": "", "generated_at": 0, "panes": []}', "version 2 is not supported"),
+        (
+            '{"version": 2, "host": "", "generated_at": 0, "panes": []}',
+            "version 2 is not supported",
+        ),
         ('{"host": "", "generated_at": 0, "panes": []}', "version None is not supported"),
         ('{"version": true, "host": "", "generated_at": 0, "panes": []}', "not supported"),
         ('{"version": 1, "host": 3, "generated_at": 0, "panes": []}', "host"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock, assistant, capture_lines, line, run_lines
+from conftest import assistant, capture_lines, line, run_lines
 
 from colibri_glasspane import (
     AgentState,
@@ -107,7 +107,9 @@ def test_compaction_after_the_run_shows_working_then_done_again(glasspane):
     pane = glasspane.pane("p")
     assert pane.state is AgentState.WORKING
     assert Flag.COMPACTING in pane.flags
-    _feed(glasspane, line(type="compaction_end", reason="threshold", aborted=False, willRetry=False))
+    _feed(
+        glasspane, line(type="compaction_end", reason="threshold", aborted=False, willRetry=False)
+    )
     assert glasspane.pane("p").state is AgentState.DONE
 
 
@@ -143,8 +145,16 @@ def test_a_failed_compaction_is_recorded_as_the_last_error(glasspane):
 def test_killed_during_a_retry_delay_is_an_error(glasspane):
     _open(glasspane)
     _feed(glasspane, run_lines("error", error="529 overloaded"))
-    _feed(glasspane, line(type="auto_retry_start", attempt=1, maxAttempts=3, delayMs=2000,
-                          errorMessage="529 overloaded"))
+    _feed(
+        glasspane,
+        line(
+            type="auto_retry_start",
+            attempt=1,
+            maxAttempts=3,
+            delayMs=2000,
+            errorMessage="529 overloaded",
+        ),
+    )
     glasspane.set_process_state("p", ProcessState.killed(15))
     pane = glasspane.pane("p")
     assert (pane.state, pane.reason) == (AgentState.ERROR, "killed by SIGTERM")
@@ -153,8 +163,10 @@ def test_killed_during_a_retry_delay_is_an_error(glasspane):
 def test_a_successful_retry_ends_done(glasspane):
     _open(glasspane)
     _feed(glasspane, run_lines("error", error="503"))
-    _feed(glasspane, line(type="auto_retry_start", attempt=1, maxAttempts=3, delayMs=1,
-                          errorMessage="503"))
+    _feed(
+        glasspane,
+        line(type="auto_retry_start", attempt=1, maxAttempts=3, delayMs=1, errorMessage="503"),
+    )
     _feed(glasspane, run_lines("stop", text="fine"))
     _feed(glasspane, line(type="auto_retry_end", success=True, attempt=1))
     pane = glasspane.pane("p")
@@ -201,8 +213,9 @@ def test_agent_end_without_message_end_still_judges_and_counts_usage(glasspane):
 
 def test_usage_is_summed_over_retries_without_double_counting(glasspane):
     _open(glasspane)
-    failed = assistant("error", error="500", input=10, output=1, cacheRead=3, cacheWrite=4,
-                       cost=0.001)
+    failed = assistant(
+        "error", error="500", input=10, output=1, cacheRead=3, cacheWrite=4, cost=0.001
+    )
     ok = assistant("stop", text="hi", input=20, output=5, cacheRead=6, cacheWrite=8, cost=0.002)
     for message in (failed, ok):
         _feed(
@@ -276,9 +289,11 @@ def test_rpc_error_then_a_new_prompt_works_again(glasspane):
     _open(glasspane, mode=StreamMode.RPC)
     _feed(glasspane, run_lines("error", error="500"))
     assert glasspane.pane("p").state is AgentState.ERROR
-    _feed(glasspane, line(type="turn_start"), line(type="message_update",
-                                                     assistantMessageEvent={"type": "text_delta",
-                                                                            "delta": "x"}))
+    _feed(
+        glasspane,
+        line(type="turn_start"),
+        line(type="message_update", assistantMessageEvent={"type": "text_delta", "delta": "x"}),
+    )
     assert glasspane.pane("p").state is AgentState.ERROR  # stray events do not revive it
     _feed(glasspane, run_lines("stop")[:2])
     assert glasspane.pane("p").state is AgentState.WORKING
@@ -318,7 +333,8 @@ def test_late_events_after_done_change_nothing(glasspane):
 
 def test_attached_mid_run_without_agent_start_shows_working(glasspane):
     updates = [
-        raw for raw in capture_lines("tool_call")
+        raw
+        for raw in capture_lines("tool_call")
         if raw.startswith(b'{"type":"tool_execution_update"')
     ]
     assert len(updates) == 2
@@ -332,8 +348,10 @@ def test_attached_mid_run_without_agent_start_shows_working(glasspane):
 
 def test_failed_rpc_command_is_recorded(glasspane):
     _open(glasspane)
-    _feed(glasspane, line(type="response", command="set_model", success=False,
-                          error="Model not found: x"))
+    _feed(
+        glasspane,
+        line(type="response", command="set_model", success=False, error="Model not found: x"),
+    )
     pane = glasspane.pane("p")
     assert pane.last_error == "command set_model failed: Model not found: x"
     assert pane.state is AgentState.IDLE
@@ -342,8 +360,10 @@ def test_failed_rpc_command_is_recorded(glasspane):
 def test_extension_error_is_recorded_without_changing_state(glasspane):
     _open(glasspane)
     _feed(glasspane, line(type="agent_start"))
-    _feed(glasspane, line(type="extension_error", extensionPath="/x.ts", event="tool_call",
-                          error="bad"))
+    _feed(
+        glasspane,
+        line(type="extension_error", extensionPath="/x.ts", event="tool_call", error="bad"),
+    )
     pane = glasspane.pane("p")
     assert pane.last_error == "extension error (/x.ts): bad"
     assert pane.state is AgentState.WORKING
@@ -405,8 +425,13 @@ def test_zot_stream_is_normalised(glasspane):
 
 def test_zot_error_is_an_error(glasspane):
     glasspane.open_pane("z", runtime=Runtime.ZOT)
-    _feed(glasspane, line(type="turn_start"), line(type="error", message="rate limited"),
-          line(type="done"), pane="z")
+    _feed(
+        glasspane,
+        line(type="turn_start"),
+        line(type="error", message="rate limited"),
+        line(type="done"),
+        pane="z",
+    )
     pane = glasspane.pane("z")
     assert (pane.state, pane.reason) == (AgentState.ERROR, "agent error: rate limited")
     _feed(glasspane, line(type="turn_start"), pane="z")
@@ -417,3 +442,20 @@ def test_pi_events_are_unknown_to_a_zot_pane(glasspane):
     glasspane.open_pane("z", runtime=Runtime.ZOT)
     _feed(glasspane, line(type="agent_start"), pane="z")
     assert glasspane.pane("z").lines.unknown == 1
+
+
+def test_a_stray_compaction_end_that_will_retry_does_not_revive_a_failed_pane(glasspane):
+    """Found by the stateful test: willRetry counts only after a compaction_start."""
+    _open(glasspane)
+    _feed(glasspane, run_lines("aborted", error="stop"))
+    _feed(glasspane, line(type="compaction_end", reason="overflow", willRetry=True))
+    assert glasspane.pane("p").state is AgentState.ERROR
+
+
+def test_mode_is_not_redetected_after_a_run(glasspane):
+    """Found by the stateful test: an rpc-looking line after a json run must not turn done idle."""
+    _open(glasspane)
+    _feed(glasspane, run_lines("stop"))
+    _feed(glasspane, line(type="extension_ui_request", id="n", method="notify", message="m"))
+    pane = glasspane.pane("p")
+    assert (pane.state, pane.mode) == (AgentState.DONE, StreamMode.AUTO)

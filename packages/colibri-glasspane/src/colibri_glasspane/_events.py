@@ -13,7 +13,7 @@ declared ``float`` so an integer or a float both decode.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
 import msgspec
 
@@ -27,8 +27,8 @@ class Cost(msgspec.Struct):
 class Usage(msgspec.Struct):
     input: float = 0
     output: float = 0
-    cacheRead: float = 0  # noqa: N815 - wire name
-    cacheWrite: float = 0  # noqa: N815
+    cacheRead: float = 0
+    cacheWrite: float = 0
     cost: Cost | None = None
 
 
@@ -42,8 +42,8 @@ class Block(msgspec.Struct):
 class Message(msgspec.Struct):
     role: str = ""
     content: str | list[Block] = msgspec.field(default_factory=list)
-    stopReason: str | None = None  # noqa: N815
-    errorMessage: str | None = None  # noqa: N815
+    stopReason: str | None = None
+    errorMessage: str | None = None
     usage: Usage | None = None
 
 
@@ -51,7 +51,7 @@ class MessageHead(msgspec.Struct):
     """A message of which only the role and stop reason matter (large bodies skipped)."""
 
     role: str = ""
-    stopReason: str | None = None  # noqa: N815
+    stopReason: str | None = None
 
 
 class AssistantMessageEvent(msgspec.Struct):
@@ -89,7 +89,7 @@ class MessageStart(PiEvent, tag="message_start"):
 
 
 class MessageUpdate(PiEvent, tag="message_update"):
-    assistantMessageEvent: AssistantMessageEvent | None = None  # noqa: N815
+    assistantMessageEvent: AssistantMessageEvent | None = None
 
 
 class MessageEnd(PiEvent, tag="message_end"):
@@ -97,25 +97,25 @@ class MessageEnd(PiEvent, tag="message_end"):
 
 
 class ToolExecutionStart(PiEvent, tag="tool_execution_start"):
-    toolCallId: str | None = None  # noqa: N815
-    toolName: str | None = None  # noqa: N815
+    toolCallId: str | None = None
+    toolName: str | None = None
     args: Any = None
 
 
 class ToolExecutionUpdate(PiEvent, tag="tool_execution_update"):
-    toolCallId: str | None = None  # noqa: N815
-    toolName: str | None = None  # noqa: N815
+    toolCallId: str | None = None
+    toolName: str | None = None
 
 
 class ToolExecutionEnd(PiEvent, tag="tool_execution_end"):
-    toolCallId: str | None = None  # noqa: N815
-    toolName: str | None = None  # noqa: N815
-    isError: bool = False  # noqa: N815
+    toolCallId: str | None = None
+    toolName: str | None = None
+    isError: bool = False
 
 
 class QueueUpdate(PiEvent, tag="queue_update"):
     steering: list[Any] = msgspec.field(default_factory=list)
-    followUp: list[Any] = msgspec.field(default_factory=list)  # noqa: N815
+    followUp: list[Any] = msgspec.field(default_factory=list)
 
 
 class CompactionStart(PiEvent, tag="compaction_start"):
@@ -125,20 +125,20 @@ class CompactionStart(PiEvent, tag="compaction_start"):
 class CompactionEnd(PiEvent, tag="compaction_end"):
     reason: str | None = None
     aborted: bool = False
-    willRetry: bool = False  # noqa: N815
-    errorMessage: str | None = None  # noqa: N815
+    willRetry: bool = False
+    errorMessage: str | None = None
 
 
 class AutoRetryStart(PiEvent, tag="auto_retry_start"):
     attempt: float | None = None
-    maxAttempts: float | None = None  # noqa: N815
-    errorMessage: str | None = None  # noqa: N815
+    maxAttempts: float | None = None
+    errorMessage: str | None = None
 
 
 class AutoRetryEnd(PiEvent, tag="auto_retry_end"):
     success: bool = False
     attempt: float | None = None
-    finalError: str | None = None  # noqa: N815
+    finalError: str | None = None
 
 
 class SessionInfoChanged(PiEvent, tag="session_info_changed"):
@@ -159,7 +159,7 @@ class Response(PiEvent, tag="response"):
 
 
 class StateData(msgspec.Struct):
-    sessionId: str | None = None  # noqa: N815
+    sessionId: str | None = None
 
 
 class ExtensionUiRequest(PiEvent, tag="extension_ui_request"):
@@ -170,7 +170,7 @@ class ExtensionUiRequest(PiEvent, tag="extension_ui_request"):
 
 
 class ExtensionError(PiEvent, tag="extension_error"):
-    extensionPath: Any = None  # noqa: N815
+    extensionPath: Any = None
     event: Any = None
     error: Any = None
 
@@ -274,12 +274,10 @@ def zot_decoder() -> msgspec.json.Decoder[Any]:
 
 def _union(types: tuple[type, ...]) -> Any:
     # typing.Union over a runtime tuple: Union[A, B, ...]
-    from typing import Union
-
     return Union[types]  # noqa: UP007 - built from a runtime tuple
 
 
-PI_TAGS = frozenset(t.__struct_config__.tag for t in PI_EVENT_TYPES)  # type: ignore[attr-defined]
-ZOT_TAGS = frozenset(t.__struct_config__.tag for t in ZOT_EVENT_TYPES)  # type: ignore[attr-defined]
+PI_TAGS: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in PI_EVENT_TYPES)
+ZOT_TAGS: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in ZOT_EVENT_TYPES)
 ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
 STATE_DATA_DECODER = msgspec.json.Decoder(StateData)

@@ -120,6 +120,7 @@ class PaneMachine:
         self.unknown = 0
         self.malformed = 0
 
+        self.mode_locked = False
         self.run_active = False
         self.awaiting_retry = False
         self.compacting = False
@@ -237,8 +238,10 @@ class PaneMachine:
         if not self.run_active and not self.terminal:
             # Attached mid-run (no agent_start seen) or rpc idle: it is working now.
             self.run_active = True
+            self.mode_locked = True
 
     def _begin_run(self) -> None:
+        self.mode_locked = True
         self.run_active = True
         self.awaiting_retry = False
         self.dialog = None
@@ -267,6 +270,7 @@ class PaneMachine:
         return "".join(texts) if texts else None
 
     def _finish_run(self, outcome: _Outcome) -> None:
+        self.mode_locked = True
         self.run_active = False
         self.current_tool = None
         self.outcome = outcome
@@ -274,7 +278,10 @@ class PaneMachine:
             self.last_error = outcome.reason
 
     def _detect_mode(self, mode: StreamMode) -> None:
-        if self.mode is StreamMode.AUTO:
+        # Only before the first run: both modes announce themselves before it (json:
+        # the session header; rpc: the prompt's response), and a mode that changed
+        # later would reinterpret a finished run (done would turn idle).
+        if self.mode is StreamMode.AUTO and not self.mode_locked:
             self.mode = mode
 
     # --- Pi handlers ----------------------------------------------------------
@@ -410,10 +417,12 @@ class PaneMachine:
         self.compacting = True
 
     def _on_compaction_end(self, event: ev.CompactionEnd) -> None:
+        was_compacting = self.compacting
         self.compacting = False
         if event.errorMessage:
             self.last_error = self._error_text(f"compaction failed: {event.errorMessage}")
-        if event.willRetry and not event.aborted:
+        if event.willRetry and not event.aborted and was_compacting:
+            # Only a compaction we saw start: a stray end must not revive a finished pane.
             self.awaiting_retry = True
 
     def _on_retry_start(self, event: ev.AutoRetryStart) -> None:
@@ -434,9 +443,7 @@ class PaneMachine:
         if self.terminal:
             return  # done or error already: a late verdict does not rewrite it
         if not self.run_active or was_waiting:
-            self.run_active = False
-            self.current_tool = None
-            self.outcome = _Outcome(False, "error", reason)
+            self._finish_run(_Outcome(False, "error", reason))
 
     def _on_response(self, event: ev.Response) -> None:
         self._detect_mode(StreamMode.RPC)
@@ -579,7 +586,11 @@ class PaneMachine:
             if not unfinished and outcome is not None:
                 if outcome.ok:
                     clean = process.kind is ProcessKind.EXITED and process.code == 0
-                    if clean or process.death_signal is not None or process.kind is ProcessKind.LOST:
+                    if (
+                        clean
+                        or process.death_signal is not None
+                        or process.kind is ProcessKind.LOST
+                    ):
                         state, reason = AgentState.DONE, None
                     else:
                         state, reason = AgentState.ERROR, process.describe()

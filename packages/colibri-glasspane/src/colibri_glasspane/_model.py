@@ -144,7 +144,7 @@ class ProcessState:
             return f"exited {self.code}"
         if self.kind is ProcessKind.LOST:
             return "process lost (exit status unknown)"
-        return self.kind.value
+        return str(self.kind.value)
 
 
 def signal_name(number: int) -> str:
@@ -263,9 +263,7 @@ class Snapshot:
 
         return snapshot_from_json(document)
 
-    def filtered(
-        self, *, attention_only: bool = False, session_id: str | None = None
-    ) -> Snapshot:
+    def filtered(self, *, attention_only: bool = False, session_id: str | None = None) -> Snapshot:
         """The same snapshot keeping only panes that need attention and/or belong to a session."""
         panes = tuple(
             p
@@ -295,4 +293,6 @@ class GlasspaneConfig:
             if not isinstance(value, int) or value < 1:
                 raise InvalidArgument(name, f"must be a positive int, got {value!r}")
         if not isinstance(self.stall_after, int | float) or self.stall_after <= 0:
-            raise InvalidArgument("stall_after", f"must be positive seconds, got {self.stall_after!r}")
+            raise InvalidArgument(
+                "stall_after", f"must be positive seconds, got {self.stall_after!r}"
+            )

@@ -33,9 +33,7 @@ class DuplicatePane(GlasspaneError, ValueError):
 
     def __init__(self, pane_id: str) -> None:
         self.pane_id = pane_id
-        super().__init__(
-            f"pane {pane_id!r} is already open; close it first or choose another id"
-        )
+        super().__init__(f"pane {pane_id!r} is already open; close it first or choose another id")
 
 
 class InvalidArgument(GlasspaneError, ValueError):
