@@ -47,21 +47,30 @@ _LEFTOVER_DEADLINE = 5.0
 _CLEANUP_TIMEOUT = 60.0
 
 
-def write_json_atomic(directory: str, name: str, data: Mapping[str, Any]) -> None:
-    """Write ``name`` in ``directory`` via a temp file, fsync, rename, fsync the dir."""
+def write_json_atomic(
+    directory: str, name: str, data: Mapping[str, Any], *, durable: bool = True
+) -> None:
+    """Write ``name`` in ``directory`` via a temp file and a rename.
+
+    ``durable`` adds the fsyncs (file, then directory) that make it survive a host
+    crash; records only meaningful while the host is up skip them to stay off the
+    start-up path (a rename is atomic for readers either way).
+    """
     tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, json.dumps(data, sort_keys=True).encode() + b"\n")
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, os.path.join(directory, name))
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    if durable:
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 def _close_fds_except(keep: Sequence[int]) -> None:
@@ -89,6 +98,7 @@ def launch(
     The message is ``{"ok": true, "pid", "shim_pid", "started_at"}`` or
     ``{"ok": false, "error"}``. Raises ``TimeoutError`` if the shim does not answer.
     """
+    _load_prctl()
     ready_r, ready_w = os.pipe()
     child = os.fork()
     if child == 0:  # the intermediate: new session, fork the shim, leave
@@ -174,29 +184,23 @@ def _shim_start(
             os.set_blocking(in_fd, True)
         else:
             in_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        exec_r, exec_w = os.pipe()
+        _set_subreaper()
         started_at = time.time()
-        pid = os.fork()
-        if pid == 0:
-            _exec_agent(argv, env, cwd, in_fd, out_fd, err_fd, exec_w)
-        os.close(exec_w)
         try:
-            os.setpgid(pid, pid)
-        except OSError:
-            pass  # the child did it already (and may have exec'd)
-        failure = _read_all(exec_r, 30.0)
-        os.close(exec_r)
-        if failure is None or failure:
-            if failure is None:
-                os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            reason = failure.decode(errors="replace") if failure else "exec did not finish"
-            os.write(ready_w, _msg({"ok": False, "error": reason}))
+            pid = _spawn_agent(
+                argv, env, cwd, in_fd, out_fd, err_fd, keep=[ready_w, log_fd, lock_fd, holder]
+            )
+        except OSError as exc:
+            code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+            os.write(
+                ready_w, _msg({"ok": False, "error": f"exec {argv[0]!r} failed: [{code}] {exc}"})
+            )
             os._exit(1)
         write_json_atomic(
             agent_dir,
             STATE,
             {"pid": pid, "pgid": pid, "shim_pid": os.getpid(), "started_at": started_at},
+            durable=False,  # a host crash ends the agent too; the lock is the identity
         )
         os.write(
             ready_w,
@@ -221,6 +225,12 @@ def _shim_start(
             "--dir", agent_dir, "--pid", str(pid), "--lock-fd", str(lock_fd),
             "--holder-fd", str(holder), "--started-at", repr(started_at),
         ]  # fmt: skip
+        # The agent is starting right now: let it have the CPU first. A supervisor
+        # that mostly sleeps in waitpid loses nothing by a lower priority.
+        try:
+            os.nice(10)
+        except OSError:
+            pass
         try:
             os.execv(python, args)
         except OSError:
@@ -235,52 +245,67 @@ def _shim_start(
     os._exit(1)
 
 
-def _exec_agent(
+def _spawn_agent(
     argv: list[str],
     env: dict[str, str],
     cwd: str | None,
     in_fd: int,
     out_fd: int,
     err_fd: int,
-    exec_w: int,
-) -> None:
-    """In the agent child: own process group, stdio, clean fds and signals, exec."""
+    keep: list[int],
+) -> int:
+    """posix_spawn the agent: own process group, stdio, default signals, empty mask.
+
+    posix_spawn (vfork-like) copies no page tables and reports a failed exec as an
+    OSError here, so no exec-status pipe is needed. This process is a throwaway fork
+    of the supervisor, so it may change its own cwd for the child, and closes every
+    descriptor the supervisor left inheritable first.
+    """
+    _close_fds_except([in_fd, out_fd, err_fd, *keep])
+    if cwd:
+        os.chdir(cwd)
     try:
-        os.setpgid(0, 0)
-        os.dup2(in_fd, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(err_fd, 2)
-        _close_fds_except([exec_w])
-        # Python ignores SIGPIPE and may block signals; the agent gets the defaults.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        if cwd:
-            os.chdir(cwd)
-        os.execve(argv[0], argv, env)
-    except BaseException as exc:
-        code = getattr(exc, "errno", None) or 0
-        try:
-            os.write(
-                exec_w,
-                f"exec {argv[0]!r} failed: [{errno.errorcode.get(code, code)}] {exc}".encode(),
-            )
-        finally:
-            os._exit(127)
+        sigs = set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP}
+        defaults = [s for s in sigs if signal.getsignal(s) is not None]
+        return os.posix_spawn(
+            argv[0],
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, in_fd, 0),
+                (os.POSIX_SPAWN_DUP2, out_fd, 1),
+                (os.POSIX_SPAWN_DUP2, err_fd, 2),
+            ],
+            setpgroup=0,
+            setsigmask=(),
+            setsigdef=defaults,
+        )
+    finally:
+        os.chdir("/")
 
 
-def _set_subreaper() -> None:
-    # Orphaned grandchildren come back to the shim, which kills them after the agent
-    # ends (pi's bash tool runs commands in their own process group).
-    if not sys.platform.startswith("linux"):
+_PRCTL: list[Any] = []
+
+
+def _load_prctl() -> None:
+    """Load prctl(2) once, in the supervisor, so the forked shim need not import."""
+    if _PRCTL or not sys.platform.startswith("linux"):
         return
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl)
     except (OSError, AttributeError):
-        pass
+        _PRCTL.append(None)
+
+
+def _set_subreaper() -> None:
+    # Orphaned grandchildren come back to the shim, which kills them after the agent
+    # ends (pi's bash tool runs commands in their own process group). Set before the
+    # agent starts; it survives the shim's exec. FreeBSD's procctl(PROC_REAP_ACQUIRE)
+    # would do the same; not wired up yet.
+    if _PRCTL and _PRCTL[0] is not None:
+        _PRCTL[0](36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
 def _own_children() -> list[int]:
@@ -382,7 +407,6 @@ def supervise(agent_dir: str, pid: int, lock_fd: int, holder: int, started_at: f
     signal.signal(signal.SIGUSR1, close_stdin)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    _set_subreaper()
     while True:
         try:
             _, status = os.waitpid(pid, 0)

@@ -140,7 +140,7 @@ class AgentHandle:
         raises WaitTimeout when neither happens in time.
         """
         deadline = time.monotonic() + timeout
-        pause = 0.0005
+        pause, waited = 0.0002, 0.0
         while True:
             chunk = read_lines(self.log_path, offset)
             if chunk.lines:
@@ -150,7 +150,8 @@ class AgentHandle:
             if time.monotonic() >= deadline:
                 raise WaitTimeout(self.session_id, "new line", timeout)
             time.sleep(pause)
-            pause = min(pause * 2, 0.02)
+            pause = min(pause * 1.5, 0.002 if waited < 2.0 else 0.05)
+            waited = timeout - (deadline - time.monotonic())
 
     def wait(self, timeout: float) -> ExitRecord:
         """Wait for the exit record; AgentLost if the shim died, WaitTimeout if slow."""
@@ -363,6 +364,7 @@ class Spawner:
                 "details": dict(prepared.details),
                 "created_at": time.time(),
             },
+            durable=False,  # before the start: a crash here leaves no agent to describe
         )
 
     def _launch(self, directory: Path, spec: AgentSpec, prepared: Prepared) -> None:
