@@ -21,7 +21,9 @@ def test_readme_example_runs(world: World, tmp_path: Path) -> None:
         '"/usr/local/bin/bw"': repr(str(world.bw)),
         '"/usr/local/etc/colibri/bw/client_secret"': repr(str(tmp_path / "client_secret")),
         '"/usr/local/etc/colibri/bw/pw.txt"': repr(str(tmp_path / "pw.txt")),
-        'JailSettings(user="agent")': f'JailSettings(user="agent", allowed_base={str(world.base)!r})',
+        'JailSettings(user="agent")': (
+            f'JailSettings(user="agent", allowed_base={str(world.base)!r})'
+        ),
     }
     for old, new in replacements.items():
         assert old in source, old
