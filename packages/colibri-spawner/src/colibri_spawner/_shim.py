@@ -44,6 +44,10 @@ EXIT = "exit.json"
 SHIM_LOG = "shim.log"
 
 _LEFTOVER_DEADLINE = 5.0
+# The shim's interpreter starts after the agent's first output (or this many
+# seconds), so that it does not compete with the agent's own start-up for the CPU.
+_EXEC_DEFER = 0.1
+_HANDLED = {signal.SIGTERM, signal.SIGUSR1, signal.SIGINT, signal.SIGHUP}
 _CLEANUP_TIMEOUT = 60.0
 
 
@@ -207,6 +211,7 @@ def _shim_start(
             _msg({"ok": True, "pid": pid, "shim_pid": os.getpid(), "started_at": started_at}),
         )
         os.close(ready_w)
+        _await_first_output(pid, out_fd, _EXEC_DEFER)
         for fd in (in_fd, out_fd, err_fd):
             os.close(fd)
         null = os.open(os.devnull, os.O_RDWR)
@@ -215,9 +220,11 @@ def _shim_start(
         os.dup2(log_fd, 2)
         keep = [lock_fd] + ([holder] if holder >= 0 else [])
         _close_fds_except(keep)
-        # A supervisor ignoring SIGCHLD would make waitpid fail in the shim.
+        # A supervisor ignoring SIGCHLD would make waitpid fail in the shim. The
+        # signals the shim handles stay blocked (pending, not lost) until the new
+        # interpreter has installed its handlers.
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        signal.pthread_sigmask(signal.SIG_SETMASK, _HANDLED)
         for fd in keep:
             os.set_inheritable(fd, True)
         args = [
@@ -282,6 +289,17 @@ def _spawn_agent(
         )
     finally:
         os.chdir("/")
+
+
+def _await_first_output(pid: int, out_fd: int, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if os.fstat(out_fd).st_size > 0:
+            return
+        if hasattr(os, "waitid"):  # peek at an exit without reaping it
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        time.sleep(0.002)
 
 
 _PRCTL: list[Any] = []
@@ -407,6 +425,7 @@ def supervise(agent_dir: str, pid: int, lock_fd: int, holder: int, started_at: f
     signal.signal(signal.SIGUSR1, close_stdin)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     while True:
         try:
             _, status = os.waitpid(pid, 0)
