@@ -286,3 +286,12 @@ def test_spec_records_env_keys_not_values(spawner, workdir):
     handle.wait(30)
     text = (handle.directory / "spec.json").read_text()
     assert "API_KEY" in text and "s3cret" not in text
+
+
+def test_signals_to_a_shim_still_starting_are_not_lost(spawner, workdir):
+    # rpc mode prints nothing before a prompt, so the shim is still in its start-up
+    # window here; close_stdin (SIGUSR1) must wait for its handler, not kill it.
+    handle = spawner.spawn(agent_spec("early", workdir, "--rpc", stdin=StdinMode.PIPE))
+    handle.close_stdin()
+    record = handle.wait(20)
+    assert record.code == 0 and record.signal is None

@@ -169,6 +169,9 @@ def _shim_start(
 ) -> None:
     """In the shim (grandchild of the supervisor). Never returns."""
     try:
+        # Until supervise() has its handlers, a close_stdin (SIGUSR1) or SIGTERM must
+        # wait (pending), not kill the shim with the default action.
+        signal.pthread_sigmask(signal.SIG_SETMASK, _HANDLED)
         lock_fd = os.open(
             os.path.join(agent_dir, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
         )
@@ -221,10 +224,8 @@ def _shim_start(
         keep = [lock_fd] + ([holder] if holder >= 0 else [])
         _close_fds_except(keep)
         # A supervisor ignoring SIGCHLD would make waitpid fail in the shim. The
-        # signals the shim handles stay blocked (pending, not lost) until the new
-        # interpreter has installed its handlers.
+        # handled signals stay blocked across the exec (see above).
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, _HANDLED)
         for fd in keep:
             os.set_inheritable(fd, True)
         args = [
