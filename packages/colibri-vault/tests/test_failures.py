@@ -194,6 +194,12 @@ def test_wrong_client_secret(world: World) -> None:
     assert "Incorrect client_secret" in str(exc)
 
 
+def test_failed_login_still_ends_with_lock(world: World) -> None:
+    vault = world.vault_settings(client_secret=Secret("not-the-client-secret"))
+    world.fail("tenant-alpha", BadApiKey, vault=vault)
+    assert world.commands() == ["status", "config", "login", "lock"]
+
+
 def test_unknown_client_id(world: World) -> None:
     vault = world.vault_settings(client_id="user.00000000-0000-4000-8000-000000000000")
     world.fail("tenant-alpha", BadApiKey, vault=vault)
@@ -208,8 +214,9 @@ def test_organization_api_key_is_refused_before_any_call(world: World) -> None:
 
 def test_logged_out_without_api_key(world: World) -> None:
     vault = world.vault_settings(client_id=None, client_secret=None)
-    world.fail("tenant-alpha", NotLoggedIn, vault=vault)
-    assert world.commands() == ["status", "config"]
+    exc = world.fail("tenant-alpha", NotLoggedIn, vault=vault)
+    assert "logged out and no API key" in str(exc)
+    assert world.commands() == ["status"]
 
 
 def test_organization_missing(world: World) -> None:

@@ -201,16 +201,19 @@ class _Sequence:
 
     def fetch(self, tenant: str) -> _Fetched | None:
         status = parse_status("bw status", self.call(["status"]))
-        if status.status == "unauthenticated":
-            self.login(status.server_url)
-        else:
+        if status.status != "unauthenticated":
+            # Someone else's login is refused before we touch it (not even a lock).
             if normalize_server_url(status.server_url) != self.expected_url:
                 raise ServerMismatch("bw status", self.expected_url, status.server_url)
             if self.vault.client_id is not None:
                 expected_user = self.vault.client_id.removeprefix("user.").lower()
                 if (status.user_id or "").lower() != expected_user:
                     raise AccountMismatch("bw status", expected_user, status.user_id)
+        elif self.vault.client_id is None or self.vault.client_secret is None:
+            raise NotLoggedIn("bw status")
         try:
+            if status.status == "unauthenticated":
+                self.login(status.server_url)
             fetched = self.fetch_unlocked(tenant)
         except BaseException:
             self.lock(strict=False)
@@ -225,8 +228,7 @@ class _Sequence:
                 self.call(["config", "server", self.expected_url]),
                 "Saved setting `config`.",
             )
-        if self.vault.client_id is None or self.vault.client_secret is None:
-            raise NotLoggedIn("bw status")
+        assert self.vault.client_id is not None and self.vault.client_secret is not None
         parse_message(
             "bw login --apikey",
             self.call(

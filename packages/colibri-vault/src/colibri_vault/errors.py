@@ -87,8 +87,10 @@ class BwError(VaultError):
         self.bw_message = bw_message
         if hint is not None:
             self.hint = hint
-        said = f": bw said {bw_message!r}" if bw_message else ""
-        super().__init__(f"`{command}` failed{said}. {self.hint}")
+        if bw_message:
+            super().__init__(f"`{command}` failed: bw said {bw_message!r}. {self.hint}")
+        else:
+            super().__init__(f"`{command}`: {self.hint}")
 
 
 class BwUnavailable(BwError):
@@ -104,8 +106,9 @@ class NotLoggedIn(BwError):
     """The appdata dir holds no login and no API key was given to log in with."""
 
     hint = (
-        "Give the bootstrap user's personal API key (client_id 'user.<uuid>' and "
-        "client_secret) so provisioning can log in"
+        "The appdata dir is logged out and no API key is configured: give the bootstrap "
+        "user's personal API key (client_id 'user.<uuid>' and client_secret) so "
+        "provisioning can log in"
     )
 
 
