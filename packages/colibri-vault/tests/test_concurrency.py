@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import multiprocessing
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ TENANTS = [f"tenant-{i}" for i in range(8)]
 
 
 def _populate(world: World) -> None:
+    world.caplog.set_level(logging.DEBUG, logger="colibri_vault")
     for i, tenant in enumerate(TENANTS):
         world.make_jail(tenant)
         world.scenario["vault"]["collections"].append(collection(tenant, f"COL-{i}"))
@@ -40,6 +42,11 @@ def _check(world: World, results: list[Any]) -> None:
         i = tenant.rsplit("-", 1)[1]
         env = world.base / tenant / "root/home/agent/.env"
         assert dotenv_values(env, interpolate=False) == {"TENANT_TOKEN": f"token-{i}-xyz"}
+    logged = [r.getMessage() for r in world.caplog.records]
+    assert any("created" in m for m in logged) or not any(
+        isinstance(r, ProvisionResult) and r.path for r in results
+    )
+    world.assert_no_leak([repr(r) for r in results] + logged)
     calls = world.calls()
     assert len(calls) == 9 + 7 * 7  # one login, then status..lock per tenant
     assert not [c for c in calls if c["overlap"]], "two bw processes ran at once"

@@ -79,8 +79,10 @@ def test_env_hard_linked_to_a_host_file_is_replaced_not_written_through(
 ) -> None:
     os.link(world.host / "precious.txt", home / ".env")
     before_inode = os.stat(world.host / "precious.txt").st_ino
+    before = outside(world)
     result = world.run("tenant-alpha")
     assert result.action is ProvisionAction.UPDATED
+    assert outside(world) == before
     assert (world.host / "precious.txt").read_text() == "host data\n"
     host = os.stat(world.host / "precious.txt")
     assert host.st_ino == before_inode and host.st_nlink == 1
@@ -92,8 +94,10 @@ def test_hard_link_with_the_right_content_is_still_replaced(world: World, home: 
     # The jail owner hard-links a host-side name to the file: an unchanged run must
     # not leave the host name sharing the secrets' inode with future writes.
     os.link(home / ".env", world.host / "linked-from-host")
+    before = outside(world)
     result = world.run("tenant-alpha")
     assert result.action is ProvisionAction.UPDATED
+    assert outside(world) == before
     assert os.stat(home / ".env").st_nlink == 1
 
 
@@ -150,7 +154,9 @@ def test_jail_root_is_the_base_itself(world: World) -> None:
 
 
 def test_jail_root_is_a_relative_path(world: World) -> None:
+    before = outside(world)
     world.fail("tenant-alpha", TargetEscapesRoot, jail_root="jails/tenant-alpha/root")
+    assert outside(world) == before
 
 
 def test_jail_root_that_is_a_symlink_elsewhere(world: World) -> None:
@@ -201,7 +207,9 @@ def test_passwd_symlinked_to_a_host_file(world: World) -> None:
     (world.host / "passwd").write_text("agent:*:1001:1002::/home/agent:/bin/sh\n")
     (root / "etc" / "passwd").unlink()
     (root / "etc" / "passwd").symlink_to(world.host / "passwd")
+    before = outside(world)
     world.fail("tenant-alpha", TargetEscapesRoot)
+    assert outside(world) == before
 
 
 def test_passwd_giving_the_user_uid_0(world: World) -> None:
@@ -215,7 +223,9 @@ def test_passwd_giving_the_user_uid_0(world: World) -> None:
 
 def test_user_in_group_0_is_refused(world: World) -> None:
     world.make_jail("tenant-wheel", gid=0)
+    before = outside(world, "tenant-wheel")
     world.fail("tenant-wheel", UnsafeJailUser)
+    assert outside(world, "tenant-wheel") == before
 
 
 def test_user_missing_from_the_jails_passwd(world: World) -> None:
@@ -231,7 +241,9 @@ def test_user_missing_from_the_jails_passwd(world: World) -> None:
 def test_jail_user_is_never_looked_up_on_the_host(world: World) -> None:
     # 'root' exists on every host; in this jail it is absent.
     world.make_jail("tenant-hostuser", passwd="agent:*:1001:1002::/home/agent:/bin/sh\n")
+    before = outside(world, "tenant-hostuser")
     world.fail("tenant-hostuser", JailUserMissing, jail=world.jail_settings(user="daemon"))
+    assert outside(world, "tenant-hostuser") == before
 
 
 @pytest.mark.parametrize(
@@ -246,12 +258,16 @@ def test_jail_user_is_never_looked_up_on_the_host(world: World) -> None:
 )
 def test_unusable_passwd_entries(world: World, entry: str) -> None:
     world.make_jail("tenant-odd", passwd=entry)
+    before = outside(world, "tenant-odd")
     world.fail("tenant-odd", UnsafeJailUser)
+    assert outside(world, "tenant-odd") == before
 
 
 def test_home_with_dotdot_in_passwd(world: World) -> None:
     world.make_jail("tenant-dd", passwd="agent:*:1001:1002::/home/../../../host:/bin/sh\n")
+    before = outside(world, "tenant-dd")
     world.fail("tenant-dd", TargetEscapesRoot)
+    assert outside(world, "tenant-dd") == before
 
 
 def test_missing_jail(world: World) -> None:
