@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
-import select
 import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+
+# The exec'd shim keeps its memory small: json (and re under it) is imported only when
+# a record is written, typing only by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 LOCK = "lock"
 STATE = "state.json"
@@ -60,6 +63,8 @@ def write_json_atomic(
     crash; records only meaningful while the host is up skip them to stay off the
     start-up path (a rename is atomic for readers either way).
     """
+    import json
+
     tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
@@ -102,6 +107,9 @@ def launch(
     The message is ``{"ok": true, "pid", "shim_pid", "started_at"}`` or
     ``{"ok": false, "error"}``. Raises ``TimeoutError`` if the shim does not answer.
     """
+    import json
+    import select  # noqa: F401
+
     _load_prctl()
     ready_r, ready_w = os.pipe()
     child = os.fork()
@@ -134,15 +142,20 @@ def launch(
         raise TimeoutError(f"the shim did not report within {timeout:g} s")
     if not data:
         return {"ok": False, "error": "the shim exited without reporting"}
+
     result: dict[str, Any] = json.loads(data.splitlines()[0])
     return result
 
 
 def _msg(obj: Mapping[str, Any]) -> bytes:
+    import json
+
     return json.dumps(obj).encode() + b"\n"
 
 
 def _read_all(fd: int, timeout: float) -> bytes | None:
+    import select
+
     deadline = time.monotonic() + timeout
     chunks: list[bytes] = []
     while True:
@@ -375,6 +388,8 @@ def _kill_leftovers(pgid: int) -> None:
 
 
 def _run_cleanup(agent_dir: str) -> list[dict[str, Any]]:
+    import json
+
     try:
         with open(os.path.join(agent_dir, SPEC), encoding="utf-8") as fh:
             commands = json.load(fh).get("cleanup", [])
