@@ -295,3 +295,30 @@ def test_signals_to_a_shim_still_starting_are_not_lost(spawner, workdir):
     handle.close_stdin()
     record = handle.wait(20)
     assert record.code == 0 and record.signal is None
+
+
+def test_tool_call_and_block_modes_of_the_test_agent(spawner, workdir):
+    tool = read_all(spawner.spawn(agent_spec("tool", workdir, "--tool-call")))
+    types = [e["type"] for e in tool]
+    assert types.index("tool_execution_start") < types.index("tool_execution_end")
+    assert types.count("turn_start") == 2 and types[-1] == "agent_end"
+    blocked = spawner.spawn(agent_spec("block", workdir, "--block"))
+    offset, seen = 0, []
+    while "extension_ui_request" not in [e["type"] for e in seen]:
+        chunk = blocked.wait_lines(offset, 20)
+        offset = chunk.offset
+        seen += events(chunk.lines)
+    with pytest.raises(errors.WaitTimeout, match="new line"):
+        blocked.wait_lines(offset, 0.2)  # blocked: nothing more comes
+    with pytest.raises(errors.WaitTimeout, match="exit"):
+        blocked.wait(0.2)
+    assert blocked.stop(grace=5).signal == signal.SIGTERM
+
+
+def test_test_agent_holds_before_exiting(spawner, workdir):
+    handle = spawner.spawn(agent_spec("hold", workdir, "--hold-secs", "1.5"))
+    chunk = handle.wait_lines(0, 20)
+    while not any(e["type"] == "agent_end" for e in events(chunk.lines)):
+        chunk = handle.wait_lines(0, 20)
+    assert handle.status().state is AgentState.RUNNING  # still holding after agent_end
+    assert handle.wait(20).code == 0
