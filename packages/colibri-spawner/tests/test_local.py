@@ -142,6 +142,8 @@ def test_rpc_stdin_pipe_takes_prompts_and_eof_ends_the_agent(spawner, workdir):
     assert handle.status().state is AgentState.RUNNING  # stdin stays open between prompts
     handle.close_stdin()
     assert handle.wait(20).code == 0
+    with pytest.raises(errors.NotRunning, match="not running"):
+        handle.send({"id": "2", "type": "prompt", "message": "too late"})
 
 
 def test_send_to_an_agent_with_closed_stdin_is_refused(spawner, workdir):

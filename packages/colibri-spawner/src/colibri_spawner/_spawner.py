@@ -34,6 +34,7 @@ from colibri_spawner.errors import (
     AgentNotFound,
     DuplicateSession,
     InvalidSpec,
+    NotRunning,
     ProvisionFailed,
     StartFailed,
     StillRunning,
@@ -234,7 +235,7 @@ class AgentHandle:
             fd = os.open(self.directory / _shim.STDIN, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             if exc.errno == errno.ENXIO:  # no reader: the agent is gone
-                raise AgentLost(self.session_id, self.pid) from exc
+                raise NotRunning(self.session_id) from exc
             raise
         try:
             deadline = time.monotonic() + timeout

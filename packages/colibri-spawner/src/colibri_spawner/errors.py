@@ -18,6 +18,7 @@ Every error is a ``SpawnError``; catch that one root to handle them all::
     ├── StartFailed                        the shim could not start the agent
     ├── AgentLost                          the shim died without an exit record
     ├── StillRunning                       the session has not exited yet
+    ├── NotRunning                         the session has ended (nothing to send to)
     └── WaitTimeout(TimeoutError)          a wait ran out of time
 
 Leaves carry the objects involved (session id, path, argv) as attributes.
@@ -180,6 +181,16 @@ class StillRunning(SpawnError):
 
     def __init__(self, session_id: str) -> None:
         super().__init__(f"session {session_id!r} has not exited; stop it first")
+        self.session_id = session_id
+
+
+class NotRunning(SpawnError):
+    """The operation needs a running agent, and this one has ended."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id!r} is not running any more; read its exit record instead"
+        )
         self.session_id = session_id
 
 
