@@ -285,3 +285,19 @@ def test_exit_record_of_a_jailed_agent_is_exact(fake, data_dir):
     assert handle.wait(30).code == 1  # jexec does not fork: the status is the agent's
     data = json.loads((handle.directory / "exit.json").read_text())
     assert data["code"] == 1
+
+
+def test_working_directory_with_shell_metacharacters(fake, data_dir, tmp_path):
+    odd = tmp_path / "a b$HOME;`x`"
+    odd.mkdir()
+    spawner = Spawner(data_dir, providers=[fake.provider()])
+    handle = spawner.spawn(_spec("odd", cwd=odd))
+    assert handle.wait(30).code == 0
+    assert events(handle.read().lines)[0]["cwd"] == str(odd)
+
+
+def test_missing_working_directory_inside_the_jail_fails_the_agent(fake, data_dir, tmp_path):
+    spawner = Spawner(data_dir, providers=[fake.provider()])
+    handle = spawner.spawn(_spec("nocwd", cwd=tmp_path / "missing"))
+    assert handle.wait(30).code == 125  # the jail's /bin/sh could not cd: exit 125
+    assert b"missing" in handle.stderr_path.read_bytes()
