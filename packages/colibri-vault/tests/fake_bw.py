@@ -342,6 +342,11 @@ class Fake:
                 "    ^\n\n[Error: ENOENT: no such file or directory, open '/nope']\n"
             )
             raise Exit(1)
+        if how == "flood":
+            chunk = "x" * 65536
+            for _ in range(64):  # 4 MiB, then a valid answer
+                sys.stdout.write(chunk)
+            raise Exit(0)
         if how == "bad-session-key":
             self.ok(self.message("Your vault is now unlocked!", "", raw="not-a-key"))
         if how == "hang":

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.parse
 from typing import Any
 
 import pytest
 from conftest import ACCOUNT, DATA, SERVER, World
+from hypothesis import given
+from hypothesis import strategies as st
 
 from colibri_vault import Secret, normalize_server_url
 from colibri_vault._bw import _read_envelope, parse_list, parse_session_key, parse_status
@@ -208,3 +211,31 @@ def test_fake_lists_like_the_real_cli(world: World) -> None:
     assert proc.stdout == (DATA / "list_items_collection.json").read_bytes()
     proc = _run_fake(world, "list", "organizations", "--nointeraction", env={"BW_SESSION": key})
     assert proc.stdout == (DATA / "list_organizations.json").read_bytes()
+
+
+@given(st.text(st.characters(codec="utf-8"), max_size=30))
+def test_normalisation_is_stable_once_it_names_a_server(url: str) -> None:
+    # What bw stores (normalised once) must read back as itself, or server-match
+    # would flip-flop between runs.
+    once = normalize_server_url(url.strip())
+    if once is None:
+        return
+    try:
+        host = urllib.parse.urlsplit(once).hostname
+    except ValueError:
+        return
+    if host:
+        assert normalize_server_url(once) == once
+
+
+@pytest.mark.parametrize(
+    "url", ["/", "https:///path", "https://:8443", " https://vault.example.test/ "]
+)
+def test_server_url_without_a_host_is_refused(world: World, url: str) -> None:
+    from colibri_vault.errors import VaultConfigError
+
+    outcome = world.attempt("tenant-alpha", vault=world.vault_settings(server_url=url))
+    if url.strip() == "https://vault.example.test/":
+        assert not isinstance(outcome, Exception)
+    else:
+        assert isinstance(outcome, VaultConfigError)

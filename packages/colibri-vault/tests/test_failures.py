@@ -339,3 +339,28 @@ def test_bw_data_beside_the_executable_is_refused(world: World) -> None:
 def test_tenant_must_be_a_jail_name(world: World, tenant: str) -> None:
     world.fail(tenant, VaultConfigError)
     assert world.calls() == []
+
+
+def test_flooding_bw_is_cut_off_at_the_output_cap(world: World) -> None:
+    from colibri_vault._bw import BwRunner
+
+    world.scenario["misbehave"] = {"status": "flood"}
+    world.save()
+    runner = BwRunner(world.bw, world.appdata, "/usr/bin:/bin", timeout=20.0, output_cap=1 << 20)
+    with pytest.raises(UnparsableOutput, match="more than 1048576 bytes"):
+        runner.call(["status"])
+    # Under the cap the same output is merely not JSON.
+    runner = BwRunner(world.bw, world.appdata, "/usr/bin:/bin", timeout=20.0)
+    with pytest.raises(UnparsableOutput, match="not JSON"):
+        runner.call(["status"])
+
+
+def test_ca_cert_is_passed_to_bw_and_must_exist(world: World, tmp_path: Path) -> None:
+    world.fail(
+        "tenant-alpha", VaultConfigError, vault=world.vault_settings(ca_cert=tmp_path / "no.pem")
+    )
+    assert world.calls() == []
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    world.run("tenant-alpha", vault=world.vault_settings(ca_cert=pem))
+    assert {c["env"].get("NODE_EXTRA_CA_CERTS") for c in world.calls()} == {str(pem)}

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import selectors
 import signal
 import subprocess
 import time
@@ -102,6 +103,7 @@ class BwRunner:
     search_path: str
     timeout: float
     ca_cert: Path | None = None
+    output_cap: int = 64 * 1024 * 1024
 
     def base_env(self) -> dict[str, str]:
         env = {
@@ -148,17 +150,49 @@ class BwRunner:
         except OSError as exc:
             raise BwUnavailable(command, f"{type(exc).__name__}: {exc.strerror}") from None
         try:
-            out, err = proc.communicate(timeout=self.timeout)
+            out, err = _collect(proc, self.timeout, self.output_cap)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
             log.warning("%s: killed after %.3g s without an answer", command, self.timeout)
             raise BwTimeout(command, self.timeout) from None
+        except _TooMuchOutput:
+            raise UnparsableOutput(command, f"more than {self.output_cap} bytes") from None
         finally:
-            # Leftover children in bw's group (it has none normally) go too.
-            _signal_group(proc.pid, signal.SIGKILL)
+            # The whole group goes: on a timeout or flood bw itself, and in every case
+            # any child left in its group (it has none normally).
+            _kill_group(proc)
         code = proc.returncode
         log.debug("%s -> exit %d in %.2f s", command, code, time.monotonic() - started)
         return _read_envelope(command, code, out, err, masks)
+
+
+class _TooMuchOutput(Exception):
+    pass
+
+
+def _collect(proc: subprocess.Popen[bytes], timeout: float, cap: int) -> tuple[bytes, bytes]:
+    """stdout and stderr until both close and the process exits, within ``timeout``
+    seconds and ``cap`` bytes each (subprocess.communicate has no size cap)."""
+    assert proc.stdout is not None and proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+    with selectors.DefaultSelector() as selector:
+        for fd in buffers:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fd)
+                    continue
+                buffer = buffers[key.fd]
+                buffer += chunk
+                if len(buffer) > cap:
+                    raise _TooMuchOutput
+    proc.wait(timeout=max(deadline - time.monotonic(), 0.001))
+    return bytes(buffers[proc.stdout.fileno()]), bytes(buffers[proc.stderr.fileno()])
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -169,16 +203,16 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL bw's process group, reap bw, close our ends of its pipes."""
     _signal_group(proc.pid, signal.SIGKILL)
     try:
-        proc.communicate(timeout=_KILL_WAIT)
+        proc.wait(timeout=_KILL_WAIT)
     except subprocess.TimeoutExpired:
-        # A grandchild that left the group still holds a pipe: stop reading.
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
         proc.kill()
         proc.wait(timeout=_KILL_WAIT)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def _read_envelope(command: str, code: int, out: bytes, err: bytes, masks: list[str]) -> Any:

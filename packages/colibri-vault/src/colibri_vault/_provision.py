@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import stat
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -113,9 +114,17 @@ class ProvisionResult:
 
 
 def _check_settings(vault: VaultSettings, jail: JailSettings) -> tuple[BwRunner, str]:
-    expected = normalize_server_url(vault.server_url)
+    # Surrounding whitespace would survive one normalisation ("https://h/ " keeps its
+    # slash) but not bw's second one, when it stores the URL: drop it first.
+    expected = normalize_server_url(vault.server_url.strip())
     if expected is None or not expected.startswith("https://"):
         raise InsecureServerUrl(vault.server_url)
+    try:
+        host = urllib.parse.urlsplit(expected).hostname
+    except ValueError:
+        host = None
+    if not host or expected != normalize_server_url(expected):
+        raise VaultConfigError("server_url", f"{vault.server_url!r} names no server")
     if not vault.bw_executable.is_absolute():
         raise VaultConfigError("bw_executable", "must be an absolute path")
     if not os.access(vault.bw_executable, os.X_OK):
@@ -127,6 +136,9 @@ def _check_settings(vault: VaultSettings, jail: JailSettings) -> tuple[BwRunner,
         )
     if (vault.client_id is None) != (vault.client_secret is None):
         raise VaultConfigError("client_id/client_secret", "give both or neither")
+    if vault.ca_cert is not None and not os.access(vault.ca_cert, os.R_OK):
+        # node only warns about a missing NODE_EXTRA_CA_CERTS, then fails on TLS.
+        raise VaultConfigError("ca_cert", f"{vault.ca_cert} is not a readable PEM file")
     if not (vault.timeout > 0 and vault.lock_timeout >= 0):
         raise VaultConfigError("timeout", "must be positive")
     if not _USER_NAME.fullmatch(jail.user):
