@@ -324,3 +324,50 @@ def test_test_agent_holds_before_exiting(spawner, workdir):
         chunk = handle.wait_lines(0, 20)
     assert handle.status().state is AgentState.RUNNING  # still holding after agent_end
     assert handle.wait(20).code == 0
+
+
+def test_no_supervisor_descriptor_leaks_into_shim_or_agent(spawner, workdir):
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.set_inheritable(True)  # even an inheritable one must not leak
+    try:
+        spec = AgentSpec(argv=("/bin/ls", "/proc/self/fd"), session_id="fds", cwd=str(workdir))
+        handle = spawner.spawn(spec)
+        handle.wait(10)
+        # ls itself holds one more descriptor: the directory it lists.
+        assert len(handle.read().lines) <= 4, handle.read().lines
+        hanging = spawner.spawn(agent_spec("fds2", workdir, "--hang"))
+        shim_pid = json.loads((hanging.directory / "state.json").read_text())["shim_pid"]
+        targets = _fd_targets(shim_pid)  # still the forked copy of this process
+        assert not any(t.startswith("socket:") for t in targets), targets
+        _wait_supervising(shim_pid)
+        targets = _fd_targets(shim_pid)
+        assert not any(t.startswith("socket:") for t in targets), targets
+        assert sorted(Path(t).name for t in targets) == ["lock", "null", "shim.log", "shim.log"]
+        hanging.stop(grace=5)
+    finally:
+        listener.close()
+
+
+def _fd_targets(pid: int) -> list[str]:
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:
+            pass  # closed meanwhile
+    return out
+
+
+def _wait_supervising(shim_pid: int) -> None:
+    """Until the shim's own interpreter has its SIGUSR1 handler (it then supervises)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for line in Path(f"/proc/{shim_pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:") and int(line.split()[1], 16) & (1 << 9):
+                return
+        time.sleep(0.01)
+    raise AssertionError("the shim never started supervising")

@@ -196,6 +196,12 @@ def _shim_start(
         out_fd = os.open(os.path.join(agent_dir, OUT), flags, 0o600)
         err_fd = os.open(os.path.join(agent_dir, ERR), flags, 0o600)
         log_fd = os.open(os.path.join(agent_dir, SHIM_LOG), flags, 0o600)
+        # Let go of the supervisor's stdio at once (a terminal, a logger's pipe).
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        os.dup2(null, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(null)
         holder = -1
         if stdin_pipe:
             fifo = os.path.join(agent_dir, STDIN)
@@ -233,10 +239,6 @@ def _shim_start(
         _await_first_output(pid, out_fd, _EXEC_DEFER)
         for fd in (in_fd, out_fd, err_fd):
             os.close(fd)
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
         keep = [lock_fd] + ([holder] if holder >= 0 else [])
         _close_fds_except(keep)
         # A supervisor ignoring SIGCHLD would make waitpid fail in the shim. The
