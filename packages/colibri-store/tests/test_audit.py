@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import attrs
@@ -165,23 +166,22 @@ def test_inclusion_proofs_verify_offline_and_reject_forgeries(store: Store) -> N
         store.prove(0)
 
 
-def test_hand_built_canonical_form_matches_canonical_json() -> None:
-    payload = {"b": [1, "ü"], "a": None}
-    row = {
-        "seq": 7,
-        "at": "2026-01-01T00:00:00.000000Z",
-        "actor": 'a"b',
-        "verb": "v",
-        "subject": "task:1",
-        "payload": payload,
-    }
-    import hashlib
-
+@settings(max_examples=200, deadline=None)
+@given(
+    actor=st.text(max_size=12),
+    verb=st.text(max_size=8),
+    subject=st.text(max_size=12),
+    payload=st.dictionaries(
+        st.text(max_size=5), st.one_of(st.none(), st.integers(), st.text(max_size=5))
+    ),
+)
+def test_hand_built_canonical_form_matches_canonical_json(
+    actor: str, verb: str, subject: str, payload: dict
+) -> None:
+    at = "2026-01-01T00:00:00.000000Z"
+    row = {"seq": 7, "at": at, "actor": actor, "verb": verb, "subject": subject, "payload": payload}
     expected = hashlib.sha256(("f" * 64 + canonical_json(row)).encode()).hexdigest()
-    assert (
-        event_hash("f" * 64, 7, row["at"], 'a"b', "v", "task:1", canonical_json(payload))
-        == expected
-    )
+    assert event_hash("f" * 64, 7, at, actor, verb, subject, canonical_json(payload)) == expected
 
 
 @settings(max_examples=60, deadline=None)

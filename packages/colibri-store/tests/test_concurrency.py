@@ -52,8 +52,8 @@ def test_four_processes_drain_the_board(db_url: str, backend: str, batch: int) -
         assert sum(counts.values()) == total
         report = store.verify_chain()
         assert report.ok, report.problem
-        # one create per task, one claim and one complete per task, one register per agent
-        assert report.events == 3 * total + PROCESSES
+        # one batch create, one claim and one complete per task, one register per agent
+        assert report.events == 1 + 2 * total + PROCESSES
         assert all(t.claim_epoch == 1 for t in store.list_tasks(limit=50))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from colibri_store._models import AuditEvent, InclusionProof
@@ -24,15 +25,25 @@ def canonical_json(value: Any) -> str:
     )
 
 
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*')
+
+
+def _json_str(value: str) -> str:
+    # Plain ASCII needs no escaping: skip json.dumps on the hot path.
+    if _PLAIN.fullmatch(value):
+        return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False)
+
+
 def event_hash(
     prev_hash: str, seq: int, at: str, actor: str, verb: str, subject: str, payload_json: str
 ) -> str:
     """The chain hash of one event; ``payload_json`` is the payload's canonical JSON."""
     body = (
-        f'{{"actor":{json.dumps(actor, ensure_ascii=False)},"at":"{at}",'
+        f'{{"actor":{_json_str(actor)},"at":{_json_str(at)},'
         f'"payload":{payload_json},"seq":{seq},'
-        f'"subject":{json.dumps(subject, ensure_ascii=False)},'
-        f'"verb":{json.dumps(verb, ensure_ascii=False)}}}'
+        f'"subject":{_json_str(subject)},'
+        f'"verb":{_json_str(verb)}}}'
     )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 

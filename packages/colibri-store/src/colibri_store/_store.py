@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import getpass
 import json
+import operator
 import os
 import socket
 import sqlite3
@@ -77,6 +78,18 @@ MAX_NAME = 200
 MAX_CAPABILITIES = 64
 _PG_AUDIT_LOCK = 0x61756469  # "audi": serialises appends to the audit chain
 _EXPIRE_ON_CLAIM = 16  # overdue leases a claim rescues first, so no sweeper is needed
+_TASK_ARGS = frozenset(
+    {
+        "title",
+        "description",
+        "required_capabilities",
+        "priority",
+        "max_attempts",
+        "depends_on",
+        "session_id",
+    }
+)
+_SWEEP_EVERY = timedelta(seconds=1)  # ...at most this often per Store, off the hot path
 EXPORT_FORMAT = "colibri-store-export"
 EXPORT_VERSION = 1
 
@@ -160,7 +173,7 @@ def _parse_enum(enum_type: Any, field: str, value: Any) -> Any:
 
 def _usage(value: Usage | Mapping[str, Any] | None) -> Usage:
     if value is None:
-        return Usage()
+        return _NO_USAGE
     if isinstance(value, Mapping):
         unknown = set(value) - set(attrs_fields_of_usage())
         if unknown:
@@ -171,6 +184,9 @@ def _usage(value: Usage | Mapping[str, Any] | None) -> Usage:
     for name in attrs_fields_of_usage():
         _check_int(f"usage.{name}", getattr(value, name), low=0, high=2**62)
     return value
+
+
+_NO_USAGE = Usage()
 
 
 def attrs_fields_of_usage() -> tuple[str, ...]:
@@ -201,7 +217,7 @@ def _result_json(value: Any) -> str | None:
 class _Compiled:
     """A Core statement compiled once for one dialect, run on a DB-API cursor."""
 
-    __slots__ = ("defaults", "names", "positional", "sql")
+    __slots__ = ("_get", "defaults", "names", "positional", "sql")
 
     def __init__(
         self, stmt: sa.ClauseElement, dialect: sa.Dialect, *, expand: bool = False
@@ -213,9 +229,16 @@ class _Compiled:
         self.positional: bool = bool(compiled.positional)
         order = compiled.positiontup if compiled.positional else list(compiled.params)
         self.names: tuple[str, ...] = tuple(order or ())
+        # Fast path: a C-level getter when the caller supplies every parameter.
+        self._get: Any = operator.itemgetter(*self.names) if len(self.names) > 1 else None
 
     def args(self, params: Mapping[str, Any]) -> Any:
         # Literals Core bound itself (``attempts + 1``, ``LIMIT 1``) keep their values.
+        if self.positional and self._get is not None:
+            try:
+                return self._get(params)
+            except KeyError:
+                pass
         d = self.defaults
         if self.positional:
             return tuple(params[n] if n in params else d[n] for n in self.names)
@@ -239,6 +262,17 @@ def _status_is(status: str) -> Any:
 
 def _status_in(*statuses: str) -> Any:
     return sa.text(f"tasks.status IN ({', '.join(repr(s) for s in statuses)})")
+
+
+def _still_status(dialect_name: str, *statuses: str) -> Any:
+    """Re-check the status in an UPDATE whose rows come by id.
+
+    On SQLite the unary ``+`` keeps the planner on the rowid instead of walking the
+    status index over every queued task.
+    """
+    listed = ", ".join(f"'{s}'" for s in statuses)
+    column = "+tasks.status" if dialect_name == "sqlite" else "tasks.status"
+    return sa.text(f"{column} IN ({listed})")
 
 
 def _covers_sql(dialect_name: str) -> Any:
@@ -282,22 +316,32 @@ def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
     pg = dialect.name == "postgresql"
     s: dict[str, Any] = {}
     now: Any = _B("now")
-    s["insert_task"] = (
-        sa.insert(tasks)
-        .values(
-            title=_B("title"),
-            description=_B("description"),
-            status=sa.literal_column("'queued'"),
-            created_at=now,
-            updated_at=now,
-            required_capabilities=_B("caps"),
-            priority=_B("priority"),
-            max_attempts=_B("max_attempts"),
-            session_id=_B("session_id"),
-        )
-        .returning(tasks.c.id)
+    new_task = sa.insert(tasks).values(
+        title=_B("title"),
+        description=_B("description"),
+        status=sa.literal_column("'queued'"),
+        created_at=now,
+        updated_at=now,
+        required_capabilities=_B("caps"),
+        priority=_B("priority"),
+        max_attempts=_B("max_attempts"),
+        session_id=_B("session_id"),
     )
+    s["insert_task"] = new_task.returning(*_TASK_COLS)
+    s["insert_task_many"] = new_task
+    s["insert_task_ids"] = new_task.returning(tasks.c.id)
     s["get_task"] = sa.select(*_TASK_COLS).where(tasks.c.id == _B("id"))
+    # The task and its dependencies in one round trip, for get_task.
+    dep_id = task_dependencies.c.depends_on
+    aggregate = (
+        sa.func.string_agg(sa.cast(dep_id, sa.Text), sa.literal_column("','"))
+        if pg
+        else sa.func.group_concat(dep_id)
+    )
+    deps_csv = (
+        sa.select(aggregate).where(task_dependencies.c.task_id == tasks.c.id).scalar_subquery()
+    )
+    s["get_task_with_deps"] = sa.select(*_TASK_COLS, deps_csv).where(tasks.c.id == _B("id"))
     s["task_deps"] = (
         sa.select(task_dependencies.c.depends_on)
         .where(task_dependencies.c.task_id == _B("id"))
@@ -334,7 +378,7 @@ def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
     }
     s["claim_batch"] = (
         sa.update(tasks)
-        .where(tasks.c.id.in_(sa.select(cand_cte.c.id)), _status_is("queued"))
+        .where(tasks.c.id.in_(sa.select(cand_cte.c.id)), _still_status(dialect.name, "queued"))
         .values(**claim_values)
         .returning(*_TASK_COLS)
     )
@@ -346,7 +390,7 @@ def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
     )
     s["claim_one"] = (
         sa.update(tasks)
-        .where(tasks.c.id.in_(one), _status_is("queued"))
+        .where(tasks.c.id.in_(one), _still_status(dialect.name, "queued"))
         .values(**claim_values)
         .returning(*_TASK_COLS)
     )
@@ -472,13 +516,25 @@ def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
 class _Tx:
     """An open write transaction: a cursor plus the audit events to append at commit."""
 
-    __slots__ = ("cur", "events", "now", "store")
+    __slots__ = ("_stamp", "cur", "events", "now", "store")
 
     def __init__(self, store: Store, cur: Any, now: datetime) -> None:
         self.store = store
         self.cur = cur
         self.now = now
+        self._stamp: str | None = None
         self.events: list[tuple[str, str, str]] = []  # (verb, subject, payload json)
+
+    def stamp(self) -> str:
+        """``now`` in the store's text form, formatted once per transaction."""
+        if self._stamp is None:
+            self._stamp = format_time(self.now)
+        return self._stamp
+
+    def set_now(self, now: datetime) -> None:
+        format_time(now)  # validates: aware datetimes only
+        self.now = now
+        self._stamp = None
 
     def run(self, name: str, params: Mapping[str, Any]) -> Any:
         q = self.store._q[name]
@@ -513,6 +569,7 @@ class Store:
         self._clock = clock
         self.sqlite_file = sqlite_file
         self.schema_revision = ""
+        self._last_sweep: datetime | None = None
 
     # ------------------------------------------------------------ opening
 
@@ -698,7 +755,7 @@ class Store:
             cur.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
         head = tx.run("audit_head", {}).fetchall()
         seq, prev = (head[0][0], head[0][1]) if head else (0, _audit.GENESIS_HASH)
-        at = format_time(tx.now)
+        at = tx.stamp()
         actor = _actor.get() or self.actor
         rows = []
         for verb, subject, payload in tx.events:
@@ -752,8 +809,7 @@ class Store:
         )
         deps = self._check_dep_ids(depends_on)
         with self._write() as tx:
-            task_id = self._insert_task(tx, row, deps)
-        return self.get_task(task_id)
+            return self._insert_task(tx, row, deps)
 
     def create_tasks(self, items: Iterable[Mapping[str, Any]]) -> list[int]:
         """Queue many tasks in one transaction; each item takes ``create_task``'s arguments.
@@ -764,17 +820,9 @@ class Store:
         for index, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise InvalidInput(f"items[{index}]", "must be a mapping of create_task arguments")
-            unknown = set(item) - {
-                "title",
-                "description",
-                "required_capabilities",
-                "priority",
-                "max_attempts",
-                "depends_on",
-                "session_id",
-            }
-            if unknown:
-                raise InvalidInput(f"items[{index}]", f"unknown keys {sorted(unknown)}")
+            if not item.keys() <= _TASK_ARGS:
+                unknown = sorted(set(item) - _TASK_ARGS)
+                raise InvalidInput(f"items[{index}]", f"unknown keys {unknown}")
             try:
                 row = self._task_params(
                     item.get("title"),
@@ -793,7 +841,7 @@ class Store:
         if not prepared:
             raise InvalidInput("items", "is empty; give at least one task")
         with self._write() as tx:
-            return [self._insert_task(tx, row, deps) for row, deps in prepared]
+            return self._insert_tasks(tx, prepared)
 
     def _task_params(
         self,
@@ -804,11 +852,15 @@ class Store:
         max_attempts: Any,
         session_id: Any,
     ) -> dict[str, Any]:
-        caps = check_capabilities(required_capabilities, "required_capabilities")
+        if required_capabilities == () or required_capabilities == []:
+            caps_json = "[]"
+        else:
+            caps = check_capabilities(required_capabilities, "required_capabilities")
+            caps_json = json.dumps(list(caps), separators=(",", ":"))
         return {
             "title": _check_text("title", title, limit=MAX_TITLE, required=True),
             "description": _check_text("description", description, limit=MAX_TEXT, required=False),
-            "caps": json.dumps(list(caps), separators=(",", ":")),
+            "caps": caps_json,
             "priority": _check_int("priority", priority, low=-1_000_000, high=1_000_000),
             "max_attempts": _check_int("max_attempts", max_attempts, low=1, high=1000),
             "session_id": _check_text("session_id", session_id, limit=MAX_NAME, required=False),
@@ -816,16 +868,17 @@ class Store:
 
     @staticmethod
     def _check_dep_ids(depends_on: Any) -> tuple[int, ...]:
+        if depends_on == () or depends_on == []:
+            return ()
         if isinstance(depends_on, str | bytes) or not isinstance(depends_on, Iterable):
             raise InvalidInput("depends_on", "must be a list of task ids")
         return tuple(sorted({_check_id("depends_on", d) for d in depends_on}))
 
-    def _insert_task(self, tx: _Tx, row: dict[str, Any], deps: tuple[int, ...]) -> int:
-        for dep in deps:
-            if not tx.run("get_task", {"id": dep}).fetchall():
-                raise NotFound("task", dep)
-        row["now"] = format_time(tx.now)
-        task_id: int = tx.run("insert_task", row).fetchall()[0][0]
+    def _insert_task(self, tx: _Tx, row: dict[str, Any], deps: tuple[int, ...]) -> Task:
+        self._check_deps_exist(tx, deps)
+        row["now"] = tx.stamp()
+        task = _task(tx.run("insert_task", row).fetchall()[0], deps)
+        task_id = task.id
         for dep in deps:
             tx.run("insert_dep", {"task_id": task_id, "dep": dep})
         payload: dict[str, Any] = {"title": row["title"], "priority": row["priority"]}
@@ -834,7 +887,54 @@ class Store:
         if deps:
             payload["depends_on"] = list(deps)
         tx.audit("create", f"task:{task_id}", payload)
-        return task_id
+        return task
+
+    def _check_deps_exist(self, tx: _Tx, deps: Iterable[int]) -> None:
+        for dep in deps:
+            if not tx.run("get_task", {"id": dep}).fetchall():
+                raise NotFound("task", dep)
+
+    def _insert_tasks(
+        self, tx: _Tx, prepared: list[tuple[dict[str, Any], tuple[int, ...]]]
+    ) -> list[int]:
+        """Many tasks in one go: one executemany, one audit event for the batch."""
+        self._check_deps_exist(tx, sorted({d for _, deps in prepared for d in deps}))
+        now = tx.stamp()
+        q = self._q["insert_task_many"]
+        rows = []
+        for row, _ in prepared:
+            row["now"] = now
+            rows.append(q.args(row))
+        if self._sqlite:
+            # Under BEGIN IMMEDIATE nobody else inserts: SQLite gives each new row
+            # max(id) + 1, so the ids are the next n integers (checked below).
+            base = tx.cur.execute("SELECT COALESCE(MAX(id), 0) FROM tasks").fetchone()[0]
+            tx.cur.executemany(q.sql, rows)
+            ids = list(range(base + 1, base + len(rows) + 1))
+            top = tx.cur.execute("SELECT MAX(id) FROM tasks").fetchone()[0]
+            if top != ids[-1]:
+                raise StoreError(f"batch insert gave ids up to {top}, expected {ids[-1]}")
+        else:
+            tx.cur.executemany(self._q["insert_task_ids"].sql, rows, returning=True)
+            ids = []
+            while True:
+                ids.append(tx.cur.fetchone()[0])
+                if not tx.cur.nextset():
+                    break
+        dep_rows = [
+            {"task_id": tid, "dep": d}
+            for tid, (_, deps) in zip(ids, prepared, strict=True)
+            for d in deps
+        ]
+        if dep_rows:
+            qd = self._q["insert_dep"]
+            tx.cur.executemany(qd.sql, [qd.args(r) for r in dep_rows])
+        tx.audit(
+            "create_batch",
+            f"task:{ids[0]}" if len(ids) == 1 else f"tasks:{ids[0]}..{ids[-1]}",
+            {"ids": ids, "titles": [row["title"] for row, _ in prepared]},
+        )
+        return ids
 
     def add_dependency(self, task_id: int, depends_on: int) -> Task:
         """Make ``task_id`` wait for ``depends_on``; refuses a cycle (DependencyCycle)."""
@@ -888,11 +988,11 @@ class Store:
     def get_task(self, task_id: int) -> Task:
         """The task with ``task_id`` (NotFound if none)."""
         _check_id("task_id", task_id)
-        rows = self._fetch("get_task", {"id": task_id})
+        rows = self._fetch("get_task_with_deps", {"id": task_id})
         if not rows:
             raise NotFound("task", task_id)
-        deps = tuple(r[0] for r in self._fetch("task_deps", {"id": task_id}))
-        return _task(rows[0], deps)
+        csv = rows[0][-1]
+        return _task(rows[0], tuple(sorted(int(d) for d in csv.split(","))) if csv else ())
 
     def list_tasks(
         self,
@@ -1006,7 +1106,10 @@ class Store:
         _check_int("n", n, low=1, high=1000)
         with self._write() as tx:
             caps, room = self._claimant(tx, agent_id)
-            self._expire(tx, _EXPIRE_ON_CLAIM)
+            last = self._last_sweep
+            if last is None or not timedelta(0) <= tx.now - last < _SWEEP_EVERY:
+                self._expire(tx, _EXPIRE_ON_CLAIM)
+                self._last_sweep = tx.now
             if room is not None:
                 if room <= 0:
                     raise AtCapacity(agent_id, self._max_tasks(tx, agent_id))
@@ -1023,7 +1126,9 @@ class Store:
                     n=n,
                 ),
             ).fetchall()
-            claimed = sorted((_task(r) for r in rows), key=lambda t: (-t.priority, t.id))
+            claimed = [_task(r) for r in rows]
+            if len(claimed) > 1:
+                claimed.sort(key=lambda t: (-t.priority, t.id))
             self._audit_claims(tx, claimed, agent_id, start)
         return claimed
 
@@ -1038,7 +1143,7 @@ class Store:
         start: bool,
         n: int,
     ) -> dict[str, Any]:
-        now = format_time(tx.now)
+        now = tx.stamp()
         return {
             "id": task_id,
             "n": n,
@@ -1134,12 +1239,12 @@ class Store:
             params["result"] = _result_json(opts["result"])
             for name in attrs_fields_of_usage():
                 params[name] = getattr(usage, name)
-            if usage != Usage():
+            if usage is not _NO_USAGE and usage != _NO_USAGE:
                 payload["usage"] = {n: getattr(usage, n) for n in attrs_fields_of_usage()}
         if action in ("fail", "release"):
             params["error"] = _check_text("error", opts["error"], limit=MAX_TEXT, required=False)
         with self._write() as tx:
-            params["now"] = format_time(tx.now)
+            params["now"] = tx.stamp()
             if action in ("start", "heartbeat"):
                 params["lease"] = self._lease_until(tx.now, lease_seconds)
                 payload["lease_expires_at"] = params["lease"]
@@ -1165,7 +1270,7 @@ class Store:
         """failed -> queued (an operator's explicit retry; attempts start again at 0)."""
         _check_id("task_id", task_id)
         with self._write() as tx:
-            rows = tx.run("retry", {"id": task_id, "now": format_time(tx.now)}).fetchall()
+            rows = tx.run("retry", {"id": task_id, "now": tx.stamp()}).fetchall()
             if not rows:
                 current = tx.run("get_task", {"id": task_id}).fetchall()
                 if not current:
@@ -1179,13 +1284,12 @@ class Store:
         _check_int("limit", limit, low=1, high=1_000_000)
         with self._write() as tx:
             if now is not None:
-                format_time(now)
-                tx.now = now
+                tx.set_now(now)
             return self._expire(tx, limit)
 
     def _expire(self, tx: _Tx, limit: int) -> list[Task]:
         rows = tx.run(
-            "expire", {"now": format_time(tx.now), "limit": limit, "error": "lease expired"}
+            "expire", {"now": tx.stamp(), "limit": limit, "error": "lease expired"}
         ).fetchall()
         expired = [_task(r) for r in rows]
         for task in sorted(expired, key=lambda t: t.id):
@@ -1214,7 +1318,7 @@ class Store:
         agent_status = _parse_enum(AgentStatus, "status", status)
         caps_json = json.dumps(list(caps), separators=(",", ":"))
         with self._write() as tx:
-            now = format_time(tx.now)
+            now = tx.stamp()
             found = self._exec_core(sa.select(agents.c.id).where(agents.c.name == name), tx.cur)
             values = {
                 "capabilities": caps_json,
@@ -1264,7 +1368,7 @@ class Store:
         _check_id("agent_id", agent_id)
         _check_text("host", host, limit=MAX_NAME, required=False)
         with self._write() as tx:
-            values: dict[str, Any] = {"last_seen": format_time(tx.now), "status": "active"}
+            values: dict[str, Any] = {"last_seen": tx.stamp(), "status": "active"}
             if host is not None:
                 values["host"] = host
             done = self._exec_core(
@@ -1308,7 +1412,7 @@ class Store:
         with self._write() as tx:
             if self._exec_core(sa.select(skills.c.id).where(skills.c.name == name), tx.cur):
                 raise AlreadyExists("skill", "name", name)
-            now = format_time(tx.now)
+            now = tx.stamp()
             skill_id = self._exec_core(
                 sa.insert(skills)
                 .values(name=name, description=description, category=category, created_at=now)
@@ -1342,7 +1446,7 @@ class Store:
             ):
                 if self._exec_core(sa.select(sa.literal(1)).where(column == value), tx.cur):
                     raise AlreadyExists("tenant", column.name, value)
-            now = format_time(tx.now)
+            now = tx.stamp()
             self._exec_core(
                 sa.insert(tenants).values(
                     tenant_id=tenant_id,
@@ -1391,7 +1495,7 @@ class Store:
             self._exec_core(
                 sa.update(tenants)
                 .where(tenants.c.tenant_id == tenant_id)
-                .values(status=new.value, updated_at=format_time(tx.now)),
+                .values(status=new.value, updated_at=tx.stamp()),
                 tx.cur,
             )
             tx.audit("status", f"tenant:{tenant_id}", {"from": current.value, "to": new.value})
@@ -1627,7 +1731,7 @@ def _task(row: Sequence[Any], deps: tuple[int, ...] = ()) -> Task:
         description=row[i["description"]],
         status=TaskStatus(row[i["status"]]),
         agent_id=row[i["agent_id"]],
-        required_capabilities=tuple(json.loads(row[i["required_capabilities"]])),
+        required_capabilities=_caps_tuple(row[i["required_capabilities"]]),
         priority=row[i["priority"]],
         attempts=row[i["attempts"]],
         max_attempts=row[i["max_attempts"]],
@@ -1649,6 +1753,10 @@ def _task(row: Sequence[Any], deps: tuple[int, ...] = ()) -> Task:
         finished_at=row[i["finished_at"]],
         depends_on=deps,
     )
+
+
+def _caps_tuple(text: str) -> tuple[str, ...]:
+    return () if text == "[]" else tuple(json.loads(text))
 
 
 def _agent(row: Sequence[Any]) -> Agent:

@@ -1,0 +1,71 @@
+"""Shared helpers for the store benchmarks: timing, raw baselines, a throwaway PostgreSQL.
+
+Every figure is the median of several repeats, printed beside its same-run raw
+baseline and the ratio (higher is better for rates). Absolute numbers drift by
+±30 % between runs on these machines; only the ratios are meaningful.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+REPEATS = 5
+
+
+def rate(fn: Callable[[], int], repeats: int = REPEATS) -> float:
+    """Median operations per second of ``fn`` (which returns how many operations it did)."""
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        n = fn()
+        samples.append(n / (time.perf_counter() - start))
+    return statistics.median(samples)
+
+
+def report(name: str, baseline_name: str, baseline: float, result: float, target: str) -> None:
+    ratio = result / baseline
+    print(
+        f"{name:<52} baseline {baseline_name}: {baseline:>10,.0f}/s   store: {result:>10,.0f}/s"
+        f"   ratio {ratio:5.2f}x   (target {target})",
+        flush=True,
+    )
+
+
+def tmpdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="colibri-bench-"))
+
+
+def raw_sqlite(path: Path | str) -> sqlite3.Connection:
+    """A raw sqlite3 connection with the store's pragmas, autocommit (we BEGIN ourselves)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+NOW = "2026-11-23T12:00:00.000000Z"
+INSERT_SQL = (
+    "INSERT INTO tasks (title, description, status, created_at, updated_at, "
+    "required_capabilities, priority, max_attempts, session_id) "
+    "VALUES (?, NULL, 'queued', ?, ?, '[]', 0, 3, NULL)"
+)
+CLAIM_SQL = (
+    "UPDATE tasks SET status = 'started', agent_id = ?, claim_epoch = claim_epoch + 1, "
+    "lease_expires_at = ?, updated_at = ? WHERE id = (SELECT id FROM tasks "
+    "WHERE status = 'queued' ORDER BY priority DESC, id LIMIT 1) AND status = 'queued' "
+    "RETURNING id, claim_epoch"
+)
+ACK_SQL = (
+    "UPDATE tasks SET status = 'done', finished_at = ?, updated_at = ? "
+    "WHERE id = ? AND claim_epoch = ? AND status = 'started'"
+)
