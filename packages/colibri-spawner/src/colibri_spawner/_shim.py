@@ -191,7 +191,9 @@ def _shim_start(
         lock_fd = os.open(
             os.path.join(agent_dir, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
         )
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Blocking: a supervisor probing liveness holds it for an instant only, and
+        # the session directory was created exclusively, so no other shim has it.
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
         out_fd = os.open(os.path.join(agent_dir, OUT), flags, 0o600)
         err_fd = os.open(os.path.join(agent_dir, ERR), flags, 0o600)
