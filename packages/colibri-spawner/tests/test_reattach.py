@@ -149,3 +149,29 @@ def test_partial_last_line_is_read_once_when_complete(spawner, workdir):
     assert chunk.lines == (b'{"a":1}',) and chunk.offset == 8
     handle.wait(10)
     assert handle.read(chunk.offset).lines == ()
+
+
+def test_a_second_supervisor_probing_does_not_disturb_spawns(data_dir, workdir):
+    import threading
+
+    stop = threading.Event()
+    seen: set[str] = set()
+
+    def probe() -> None:
+        other = Spawner(data_dir)
+        while not stop.is_set():
+            for handle in other.agents():
+                handle.status()
+                seen.add(handle.session_id)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    try:
+        spawner = Spawner(data_dir)
+        handles = [spawner.spawn(agent_spec(f"c{i}", workdir)) for i in range(8)]
+        records = [h.wait(30) for h in handles]
+    finally:
+        stop.set()
+        thread.join(10)
+    assert [r.code for r in records] == [0] * 8
+    assert seen  # the prober really looked while agents started
