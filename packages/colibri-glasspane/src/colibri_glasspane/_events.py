@@ -281,3 +281,68 @@ PI_TAGS: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in PI_EVE
 ZOT_TAGS: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in ZOT_EVENT_TYPES)
 ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
 STATE_DATA_DECODER = msgspec.json.Decoder(StateData)
+
+
+# --- fast path for Pi message_update lines -------------------------------------
+#
+# Pi writes ``message_update`` lines with a fixed key order; after the small
+# ``assistantMessageEvent`` head comes the whole partial message, twice, which
+# is most of a multi-kilobyte line and of no use to a pane. When a line starts
+# exactly like this and ends with ``}``, the pane reads the head (event type and
+# text delta) and skips the rest without decoding it. Any other shape goes
+# through the full msgspec decode above, so a newer Pi with another key order,
+# or a delta this cannot read simply, still works, only slower.
+UPDATE_PREFIX = b'{"type":"message_update",'
+_EVENT_HEAD = b'{"type":"message_update","assistantMessageEvent":{"type":"'
+_DELTA_KEY = b',"delta":"'
+_TEXT_DELTA_HEAD = _EVENT_HEAD + b'text_delta",'
+_TEXT_DELTA_LEN = len(_TEXT_DELTA_HEAD)
+_EVENT_HEAD_LEN = len(_EVENT_HEAD)
+_DELTA_KEY_LEN = len(_DELTA_KEY)
+_DELTA_END = b'","partial":'
+HEAD_BYTES = 1024
+_STRING_DECODER = msgspec.json.Decoder(str)
+
+
+def line_head(line: memoryview | bytes) -> bytes:
+    """The start of a line as bytes (the line itself when it already is bytes)."""
+    return line if isinstance(line, bytes) else bytes(line[:HEAD_BYTES])
+
+
+def fast_message_update(line: memoryview | bytes, head: bytes) -> tuple[str, str | None] | None:
+    """(event type, text delta) of a Pi-shaped message_update line, else None (decode fully).
+
+    ``head`` is ``line_head(line)``; the caller has checked it starts with ``UPDATE_PREFIX``.
+    """
+    # A line cut short (a killed writer) must not pass: it has to end the object.
+    if line[-1] != 0x7D:  # "}"
+        end = len(line) - 1
+        while end > 0 and line[end] in b" \t\r":
+            end -= 1
+        if line[end] != 0x7D:
+            return None
+    if head.startswith(_TEXT_DELTA_HEAD):
+        # The common case, one line per streamed chunk: read the delta directly.
+        start = head.find(_DELTA_KEY, _TEXT_DELTA_LEN, _TEXT_DELTA_LEN + 32)
+        if start < 0:
+            return None
+        start += _DELTA_KEY_LEN - 1  # at the opening quote
+        # In valid JSON the first '","partial":' after it closes the delta string;
+        # the string decoder checks that (escapes, UTF-8) and refuses otherwise.
+        stop = head.find(_DELTA_END, start, HEAD_BYTES)
+        if stop < 0:
+            return None
+        try:
+            return "text_delta", _STRING_DECODER.decode(head[start : stop + 1])
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            return None
+    if not head.startswith(_EVENT_HEAD):
+        return None
+    kind_end = head.find(b'"', _EVENT_HEAD_LEN, _EVENT_HEAD_LEN + 64)
+    if kind_end < 0:
+        return None
+    kind = head[_EVENT_HEAD_LEN:kind_end]
+    if not kind.isascii() or b"\\" in kind or kind == b"text_delta":
+        return None
+    # No other assistantMessageEvent carries anything a pane keeps.
+    return kind.decode("ascii"), None

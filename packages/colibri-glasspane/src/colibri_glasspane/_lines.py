@@ -2,8 +2,8 @@
 
 ``\\n`` is the only separator. A line longer than the bound is counted once and
 skipped: its bytes are dropped as they arrive, so memory per reader stays at
-most the bound whatever the stream holds. A line that lies wholly inside one
-chunk is handed on as a memoryview of that chunk, without copying it.
+most the bound whatever the stream holds. A long line that lies wholly inside
+one chunk is handed on as a memoryview of that chunk, without copying it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 LineSink = Callable[[memoryview | bytes], None]
+
+# Short lines are handed on as bytes (a copy costs less than a view's overhead);
+# long ones as a memoryview of the chunk, so a megabyte line is never copied.
+_COPY_BELOW = 2048
 
 
 class LineReader:
@@ -35,10 +39,10 @@ class LineReader:
     def feed(self, data: bytes | bytearray | memoryview, sink: LineSink) -> None:
         """Call ``sink`` with every line that ``data`` completes, in order.
 
-        ``sink`` gets a memoryview it must not keep past the call.
+        ``sink`` gets bytes or a memoryview; it must not keep a memoryview past the call.
         """
-        if isinstance(data, memoryview):
-            data = data.tobytes()
+        if not isinstance(data, bytes):
+            data = bytes(data)  # one copy of the chunk; lines are then cut from bytes
         limit = self.max_line_bytes
         buffer = self._buffer
         view = memoryview(data)
@@ -65,6 +69,8 @@ class LineReader:
                     sink(line)
             elif end - start > limit:
                 self.oversize += 1
+            elif end - start < _COPY_BELOW:
+                sink(data[start:end])
             else:
                 sink(view[start:end])
             start = end + 1

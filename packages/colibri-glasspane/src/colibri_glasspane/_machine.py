@@ -49,6 +49,7 @@ _DIALOG_METHODS = frozenset({"select", "confirm", "input", "editor"})
 _SUCCESS_STOPS = frozenset({"stop", "length"})
 _ERROR_TEXT_LIMIT = 1000
 
+_UPDATE_PREFIX = ev.UPDATE_PREFIX
 _PI_DECODER = ev.pi_decoder()
 _ZOT_DECODER = ev.zot_decoder()
 
@@ -150,6 +151,7 @@ class PaneMachine:
         decoder = _ZOT_DECODER if runtime is Runtime.ZOT else _PI_DECODER
         self._decode = decoder.decode
         self._tags = ev.ZOT_TAGS if runtime is Runtime.ZOT else ev.PI_TAGS
+        self._fast_updates = runtime is Runtime.PI
         self._handlers: dict[type, Any] = {
             ev.Session: self._on_session,
             ev.AgentStart: self._on_agent_start,
@@ -198,6 +200,14 @@ class PaneMachine:
     def _line(self, line: memoryview | bytes) -> None:
         if not line:
             return  # a blank line separates nothing; not an event, not an error
+        if self._fast_updates:
+            head = line if isinstance(line, bytes) else ev.line_head(line)
+            update = ev.fast_message_update(line, head) if head.startswith(_UPDATE_PREFIX) else None
+            if update is not None:
+                self.events += 1
+                self.last_event_at = self._now
+                self._on_update(update[0], update[1])
+                return
         try:
             event = self._decode(line)
         except msgspec.ValidationError:
@@ -313,13 +323,21 @@ class PaneMachine:
             self.text_fresh = True
 
     def _on_message_update(self, event: ev.MessageUpdate) -> None:
-        self._activity()
         update = event.assistantMessageEvent
-        if update is not None and update.type == "text_delta" and update.delta:
+        if update is None:
+            self._activity()
+        else:
+            self._on_update(update.type, update.delta)
+
+    def _on_update(self, kind: str, delta: str | None) -> None:
+        self.dialog = None
+        if not self.run_active:
+            self._activity()
+        if delta and kind == "text_delta":
             if self.text_fresh:
                 self.tail.set("", self.masker)
                 self.text_fresh = False
-            self.tail.append(update.delta, self.masker)
+            self.tail.append(delta, self.masker)
 
     def _on_message_end(self, event: ev.MessageEnd) -> None:
         self._activity()
@@ -389,10 +407,8 @@ class PaneMachine:
             return ""
         limit = self.config.tool_args_chars
         try:
-            text = json.dumps(
-                self.masker.mask_value(args), ensure_ascii=False, separators=(",", ":")
-            )
-        except (TypeError, ValueError):
+            text = msgspec.json.encode(self.masker.mask_value(args)).decode()
+        except (TypeError, ValueError, msgspec.EncodeError):
             text = str(args)
         text = self.masker.mask(text)
         return text if len(text) <= limit else text[: limit - 1] + "…"

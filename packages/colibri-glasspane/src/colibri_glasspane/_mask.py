@@ -105,8 +105,12 @@ class TextTail:
 
     def append(self, piece: str, masker: Masker) -> None:
         """Add a streamed piece (a delta)."""
-        safe, self.held = masker.mask_stream(self.held + piece)
-        kept = self.kept + safe
+        if masker:
+            safe, self.held = masker.mask_stream(self.held + piece)
+            kept = self.kept + safe
+        else:
+            kept = self.kept + self.held + piece
+            self.held = ""
         self.kept = kept[-self.limit :] if len(kept) > self.limit else kept
 
     def remask(self, masker: Masker) -> None:
