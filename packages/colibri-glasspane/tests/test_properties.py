@@ -186,7 +186,7 @@ class PaneInvariants(RuleBasedStateMachine):
         pane = self.glasspane.pane("p")
         expected = pane.state in (AgentState.ERROR, AgentState.BLOCKED) or pane.stalled
         assert pane.needs_attention == expected
-        assert not pane.stalled or pane.state is AgentState.WORKING
+        assert not pane.stalled or pane.state in (AgentState.WORKING, AgentState.IDLE)
         assert list(pane.flags) == sorted(pane.flags, key=lambda f: f.value)
 
     @invariant()

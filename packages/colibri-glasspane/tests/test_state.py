@@ -89,14 +89,32 @@ def test_stalled_is_derived_from_the_injected_clock(clock):
     assert not glasspane.pane("p").stalled
 
 
-def test_idle_and_done_panes_never_stall(clock):
+def test_done_and_rpc_idle_panes_never_stall(clock):
     glasspane = Glasspane(clock=clock, config=GlasspaneConfig(stall_after=1.0))
+    glasspane.open_pane("rpc", mode=StreamMode.RPC)
+    glasspane.open_pane("json", mode=StreamMode.JSON)
+    _feed(glasspane, run_lines("stop"), pane="json")
+    clock.now += 10
+    assert glasspane.pane("rpc").flags == ()
+    assert glasspane.pane("json").flags == ()
+    _feed(glasspane, run_lines("stop"), pane="rpc")
+    clock.now += 10
+    assert glasspane.pane("rpc").flags == ()
+
+
+def test_a_silent_one_shot_agent_stalls_before_its_first_event(clock):
+    """json mode: a live process that never gets to agent_start is stuck, not idle."""
+    glasspane = Glasspane(clock=clock, config=GlasspaneConfig(stall_after=30.0))
     _open(glasspane)
-    clock.now += 10
-    assert glasspane.pane("p").flags == ()
-    _feed(glasspane, run_lines("stop"))
-    clock.now += 10
-    assert glasspane.pane("p").flags == ()
+    glasspane.set_process_state("p", ProcessState.running())
+    _feed(glasspane, capture_lines("text_reply")[0])  # the session header only
+    clock.now += 30
+    pane = glasspane.pane("p")
+    assert pane.state is AgentState.IDLE
+    assert pane.stalled and pane.needs_attention
+    glasspane.set_process_state("p", ProcessState.exited(1))
+    pane = glasspane.pane("p")
+    assert (pane.state, pane.stalled) == (AgentState.ERROR, False)
 
 
 def test_compaction_after_the_run_shows_working_then_done_again(glasspane):
@@ -459,3 +477,24 @@ def test_mode_is_not_redetected_after_a_run(glasspane):
     _feed(glasspane, line(type="extension_ui_request", id="n", method="notify", message="m"))
     pane = glasspane.pane("p")
     assert (pane.state, pane.mode) == (AgentState.DONE, StreamMode.AUTO)
+
+
+def test_every_kept_string_is_bounded(glasspane):
+    _open(glasspane)
+    huge = "x" * 100_000
+    _feed(
+        glasspane,
+        line(type="session", version=3, id=huge, cwd=huge),
+        line(type="agent_start"),
+        line(type="tool_execution_start", toolCallId=huge, toolName=huge, args={"a": huge}),
+        line(type="extension_error", extensionPath=huge, event="e", error=huge),
+        line(type="extension_ui_request", id="u", method="input", title=huge),
+    )
+    pane = glasspane.pane("p")
+    tool = pane.current_tool
+    assert tool is not None
+    sizes = [len(pane.session_id or ""), len(pane.cwd or ""), len(tool.name)]
+    sizes += [len(tool.call_id or ""), len(tool.args), len(pane.last_error or "")]
+    sizes += [len(pane.reason or "")]
+    assert max(sizes) <= 1000
+    assert len(pane.text_tail) <= glasspane.config.text_tail_chars

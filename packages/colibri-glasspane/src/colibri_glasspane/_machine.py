@@ -48,6 +48,7 @@ from colibri_glasspane._model import (
 _DIALOG_METHODS = frozenset({"select", "confirm", "input", "editor"})
 _SUCCESS_STOPS = frozenset({"stop", "length"})
 _ERROR_TEXT_LIMIT = 1000
+_FIELD_LIMIT = 500
 
 _UPDATE_PREFIX = ev.UPDATE_PREFIX
 _PI_DECODER = ev.pi_decoder()
@@ -262,6 +263,10 @@ class PaneMachine:
     def _error_text(self, text: str) -> str:
         return _short(self.masker.mask(text))
 
+    def _field(self, text: str) -> str:
+        """A name or id from the stream: masked, and bounded like everything a pane keeps."""
+        return _short(self.masker.mask(text), _FIELD_LIMIT)
+
     def _add_usage(self, usage: ev.Usage | None) -> None:
         if usage is None:
             return
@@ -302,9 +307,9 @@ class PaneMachine:
     def _on_session(self, event: ev.Session) -> None:
         self._detect_mode(StreamMode.JSON)
         if event.id:
-            self.session_id = self.masker.mask(event.id)
+            self.session_id = self._field(event.id)
         if event.cwd:
-            self.cwd = self.masker.mask(event.cwd)
+            self.cwd = self._field(event.cwd)
 
     def _on_agent_start(self, event: ev.AgentStart) -> None:
         self._begin_run()
@@ -395,8 +400,8 @@ class PaneMachine:
             return
         self.tool_calls += 1
         self.current_tool = ToolCall(
-            name=self.masker.mask(event.toolName or "?"),
-            call_id=self.masker.mask_optional(event.toolCallId),
+            name=self._field(event.toolName or "?"),
+            call_id=self._field(event.toolCallId) if event.toolCallId is not None else None,
             started_at=self._now,
             args=self._render_args(event.args),
         )
@@ -418,8 +423,8 @@ class PaneMachine:
         if self.current_tool is None and not self.terminal:
             # Attached after the start: show the tool, start time unknown.
             self.current_tool = ToolCall(
-                name=self.masker.mask(event.toolName or "?"),
-                call_id=self.masker.mask_optional(event.toolCallId),
+                name=self._field(event.toolName or "?"),
+                call_id=self._field(event.toolCallId) if event.toolCallId is not None else None,
             )
 
     def _on_tool_end(self, event: ev.ToolExecutionEnd) -> None:
@@ -473,7 +478,7 @@ class PaneMachine:
             except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
                 return
             if data.sessionId:
-                self.session_id = self.masker.mask(data.sessionId)
+                self.session_id = self._field(data.sessionId)
 
     def _on_ui_request(self, event: ev.ExtensionUiRequest) -> None:
         self._detect_mode(StreamMode.RPC)
@@ -627,7 +632,15 @@ class PaneMachine:
                 flags.add(Flag.TRUNCATED)
             if outcome.stop_reason == "aborted":
                 flags.add(Flag.ABORTED)
-        if state is AgentState.WORKING:
+        # A live one-shot (json mode) agent that has not finished a run is meant to
+        # be working even before its first agent_start: silence there is a stall too.
+        silent_start = (
+            state is AgentState.IDLE
+            and self.mode is not StreamMode.RPC
+            and outcome is None
+            and not process.ended
+        )
+        if state is AgentState.WORKING or silent_start:
             since = self.last_event_at if self.last_event_at is not None else self.opened_at
             if now - since >= self.config.stall_after:
                 flags.add(Flag.STALLED)
