@@ -10,6 +10,7 @@ import os
 import stat
 import sys
 import traceback
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,11 @@ ACCOUNT = {
 SERVER = "https://vault.example.test"
 JAIL_UID = 1001
 JAIL_GID = 1002
+
+
+def guid(tag: str) -> str:
+    """A stable GUID for a test's made-up collection (bw ids are always GUIDs)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, tag))
 
 
 def fixture_json(name: str) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import World, collection, note
+from conftest import World, collection, guid, note
 from dotenv import dotenv_values
 
 import colibri_vault._provision
@@ -26,9 +26,14 @@ def _populate(world: World) -> None:
     world.caplog.set_level(logging.DEBUG, logger="colibri_vault")
     for i, tenant in enumerate(TENANTS):
         world.make_jail(tenant)
-        world.scenario["vault"]["collections"].append(collection(tenant, f"COL-{i}"))
+        world.scenario["vault"]["collections"].append(collection(tenant, guid(f"COL-{i}")))
         world.scenario["vault"]["items"].append(
-            note(f"{tenant}-keys", f"item-{i}", f"COL-{i}", [(1, "TENANT_TOKEN", f"token-{i}-xyz")])
+            note(
+                f"{tenant}-keys",
+                f"item-{i}",
+                guid(f"COL-{i}"),
+                [(1, "TENANT_TOKEN", f"token-{i}-xyz")],
+            )
         )
     # Widen every bw call so unserialised sequences would surely overlap.
     world.scenario["delay"] = 0.03

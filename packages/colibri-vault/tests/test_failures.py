@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ACCOUNT, ALPHA, ORG_ID, SERVER, World, collection, note
+from conftest import ACCOUNT, ALPHA, ORG_ID, SERVER, World, collection, guid, note
 
 from colibri_vault import ProvisionAction, Secret
 from colibri_vault.errors import (
@@ -235,13 +235,13 @@ def test_organization_name_given_twice(world: World) -> None:
 def test_substring_neighbour_collection_is_not_taken(world: World) -> None:
     # tenant-alpha exists beside tenant-a; bw's name search would match both.
     world.make_jail("tenant-a")
-    world.scenario["vault"]["collections"].append(collection("tenant-a", "A-SHORT"))
+    world.scenario["vault"]["collections"].append(collection("tenant-a", guid("A-SHORT")))
     world.scenario["vault"]["items"].append(
-        note("a", "ia", "A-SHORT", [(1, "ONLY_A", "a-secret-1")])
+        note("a", "ia", guid("A-SHORT"), [(1, "ONLY_A", "a-secret-1")])
     )
     result = world.run("tenant-a")
     assert result.keys == ("ONLY_A",)
-    assert result.collection_id == "A-SHORT"
+    assert result.collection_id == guid("A-SHORT")
     # A prefix of an existing name, or another case, is no collection at all.
     world.make_jail("tenant")
     assert world.run("tenant").action is ProvisionAction.NO_COLLECTION
@@ -252,15 +252,15 @@ def test_substring_neighbour_collection_is_not_taken(world: World) -> None:
 def test_collection_of_another_organization_is_not_taken(world: World) -> None:
     world.make_jail("tenant-x")
     world.scenario["vault"]["collections"].append(
-        collection("tenant-x", "X1", org="99999999-9999-4999-8999-999999999999")
+        collection("tenant-x", guid("X1"), org="99999999-9999-4999-8999-999999999999")
     )
     assert world.run("tenant-x").action is ProvisionAction.NO_COLLECTION
 
 
 def test_two_collections_with_the_exact_name(world: World) -> None:
-    world.scenario["vault"]["collections"].append(collection("tenant-alpha", "dup-id"))
+    world.scenario["vault"]["collections"].append(collection("tenant-alpha", guid("dup-id")))
     exc = world.fail("tenant-alpha", AmbiguousCollection)
-    assert "dup-id" in str(exc) and ALPHA in str(exc)
+    assert guid("dup-id") in str(exc) and ALPHA in str(exc)
 
 
 def test_items_bw_lists_outside_the_collection_are_dropped(world: World) -> None:
@@ -364,3 +364,14 @@ def test_ca_cert_is_passed_to_bw_and_must_exist(world: World, tmp_path: Path) ->
     pem.write_text("-----BEGIN CERTIFICATE-----\n")
     world.run("tenant-alpha", vault=world.vault_settings(ca_cert=pem))
     assert {c["env"].get("NODE_EXTRA_CA_CERTS") for c in world.calls()} == {str(pem)}
+
+
+def test_an_id_that_could_read_as_an_option_never_reaches_argv(world: World) -> None:
+    world.make_jail("tenant-opt")
+    world.scenario["vault"]["collections"].append(
+        collection("tenant-opt", "--passwordfile=/etc/master.passwd")
+    )
+    exc = world.fail("tenant-opt", UnparsableOutput)
+    assert "not a GUID" in str(exc)
+    assert not any("--passwordfile=/etc/master.passwd" in c["argv"] for c in world.calls())
+    assert world.commands()[-1] == "lock"

@@ -16,6 +16,7 @@ from conftest import (
     World,
     collection,
     fixture_vault,
+    guid,
     login_item,
     note,
 )
@@ -126,7 +127,7 @@ def test_tenant_without_collection_touches_nothing(world: World) -> None:
 
 def test_empty_collection_writes_an_empty_file(world: World) -> None:
     world.make_jail("tenant-empty")
-    world.scenario["vault"]["collections"].append(collection("tenant-empty", "e" * 8))
+    world.scenario["vault"]["collections"].append(collection("tenant-empty", guid("empty")))
     result = world.run("tenant-empty")
     assert result.action is ProvisionAction.CREATED and result.keys == ()
     assert (world.base / "tenant-empty/root/home/agent/.env").read_bytes() == b""
@@ -159,11 +160,11 @@ def test_organization_by_id(world: World) -> None:
 
 def test_login_items_named_like_a_variable_give_their_password(world: World) -> None:
     world.make_jail("tenant-login")
-    world.scenario["vault"]["collections"].append(collection("tenant-login", "L1"))
+    world.scenario["vault"]["collections"].append(collection("tenant-login", guid("L1")))
     world.scenario["vault"]["items"] += [
-        login_item("DB_PASSWORD", "i1", "L1", "p@ss w0rd$with'quote"),
-        login_item("db-server", "i2", "L1", "ignored-descriptive-name"),
-        login_item("EMPTY_PW", "i3", "L1", None),
+        login_item("DB_PASSWORD", "i1", guid("L1"), "p@ss w0rd$with'quote"),
+        login_item("db-server", "i2", guid("L1"), "ignored-descriptive-name"),
+        login_item("EMPTY_PW", "i3", guid("L1"), None),
     ]
     result = world.run("tenant-login")
     assert result.keys == ("DB_PASSWORD", "EMPTY_PW")
@@ -175,8 +176,10 @@ def test_login_item_policy_ignore(world: World) -> None:
     from colibri_vault import LoginItemPolicy
 
     world.make_jail("tenant-login")
-    world.scenario["vault"]["collections"].append(collection("tenant-login", "L1"))
-    world.scenario["vault"]["items"].append(login_item("DB_PASSWORD", "i1", "L1", "pw-123456"))
+    world.scenario["vault"]["collections"].append(collection("tenant-login", guid("L1")))
+    world.scenario["vault"]["items"].append(
+        login_item("DB_PASSWORD", "i1", guid("L1"), "pw-123456")
+    )
     vault = world.vault_settings(login_items=LoginItemPolicy.IGNORE)
     assert world.run("tenant-login", vault=vault).keys == ()
 
@@ -192,9 +195,11 @@ def test_configured_env_path_inside_the_jail(world: World) -> None:
 
 def test_unset_field_value_is_empty_and_boolean_is_text(world: World) -> None:
     world.make_jail("tenant-b")
-    world.scenario["vault"]["collections"].append(collection("tenant-b", "B1"))
+    world.scenario["vault"]["collections"].append(collection("tenant-b", guid("B1")))
     world.scenario["vault"]["items"].append(
-        note("n", "i9", "B1", [(0, "UNSET", None), (2, "FLAG", "false"), (1, "H", "hidden-1")])
+        note(
+            "n", "i9", guid("B1"), [(0, "UNSET", None), (2, "FLAG", "false"), (1, "H", "hidden-1")]
+        )
     )
     world.run("tenant-b")
     values = dotenv_values(world.base / "tenant-b/root/home/agent/.env", interpolate=False)

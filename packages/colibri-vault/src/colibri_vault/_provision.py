@@ -37,6 +37,7 @@ from colibri_vault.errors import (
     NotLoggedIn,
     OrganizationMissing,
     ServerMismatch,
+    UnparsableOutput,
     VaultConfigError,
 )
 
@@ -46,6 +47,7 @@ DEFAULT_ALLOWED_BASE: Final = "/usr/local/bastille/jails"
 _TENANT: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 _USER_CLIENT_ID: Final = re.compile(r"user\.[0-9a-fA-F-]{36}")
 _USER_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+_GUID: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 def _path(value: str | os.PathLike[str]) -> Path:
@@ -275,6 +277,9 @@ class _Sequence:
         if len(matches) > 1:
             raise AmbiguousCollection(tenant, ids)
         collection_id = ids[0]
+        if not _GUID.fullmatch(collection_id):
+            # Ids go into bw's argv: only a GUID can never read as an option.
+            raise UnparsableOutput("bw list collections", "a collection id that is not a GUID")
         args = ["list", "items", "--collectionid", collection_id]
         items = parse_list("bw " + " ".join(args), self.call(args, env))
         kept = [i for i in items if item_belongs(i, org_id, collection_id)]
@@ -290,14 +295,17 @@ class _Sequence:
     def pick_organization(self, orgs: list[dict[str, Any]]) -> str:
         wanted = self.vault.organization
         by_id = [o for o in orgs if o.get("id") == wanted]
-        if by_id:
-            return str(wanted)
+        if by_id and _GUID.fullmatch(wanted):
+            return wanted
         by_name = [o for o in orgs if o.get("name") == wanted and isinstance(o.get("id"), str)]
         if not by_name:
             raise OrganizationMissing(wanted, [str(o.get("name")) for o in orgs])
         if len(by_name) > 1:
             raise AmbiguousOrganization(wanted, [str(o["id"]) for o in by_name])
-        return str(by_name[0]["id"])
+        org_id = str(by_name[0]["id"])
+        if not _GUID.fullmatch(org_id):
+            raise UnparsableOutput("bw list organizations", "an organization id that is not a GUID")
+        return org_id
 
     def lock(self, *, strict: bool) -> None:
         """``bw lock``; with ``strict`` a failure is raised (fail closed), else logged."""
