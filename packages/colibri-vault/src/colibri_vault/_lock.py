@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
-from colibri_vault.errors import LockTimeout
+from colibri_vault.errors import LockTimeout, VaultConfigError
 
 LOCK_NAME: Final = ".colibri-vault.lock"
 _POLL: Final = 0.05
@@ -25,7 +25,12 @@ _POLL: Final = 0.05
 def appdata_lock(appdata_dir: Path, timeout: float) -> Iterator[None]:
     """Hold the exclusive lock of ``appdata_dir`` (waiting up to ``timeout`` seconds)."""
     path = appdata_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise VaultConfigError(
+            "appdata_dir", f"cannot open the lock file {path}: {exc.strerror}"
+        ) from None
     try:
         deadline = time.monotonic() + timeout
         while True:

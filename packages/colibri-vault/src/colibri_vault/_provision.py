@@ -33,6 +33,7 @@ from colibri_vault.errors import (
     AmbiguousCollection,
     AmbiguousOrganization,
     BwError,
+    EnvWriteFailed,
     InsecureServerUrl,
     NotLoggedIn,
     OrganizationMissing,
@@ -355,11 +356,17 @@ def provision(
                 tenant, fetched.items, policy=vault.login_items, fmt=vault.env_format
             )
             content = render_env_file(variables, vault.env_format)
-            if target.is_current(content):
-                action = ProvisionAction.UNCHANGED
-            else:
-                action = ProvisionAction.UPDATED if target.exists() else ProvisionAction.CREATED
-                target.write(content)
+            try:
+                if target.is_current(content):
+                    action = ProvisionAction.UNCHANGED
+                else:
+                    existed = target.exists()
+                    target.write(content)
+                    action = ProvisionAction.UPDATED if existed else ProvisionAction.CREATED
+            except OSError as exc:
+                raise EnvWriteFailed(
+                    target.path_shown, exc.strerror or str(exc), exc.errno
+                ) from None
         result = ProvisionResult(
             tenant,
             action,
