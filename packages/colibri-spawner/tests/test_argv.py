@@ -184,5 +184,11 @@ def test_jail_wrap_round_trips_env_and_argv(env, args, cwd, user):
 @given(env=st.dictionaries(_env_keys, _env_values, max_size=6))
 def test_sandbox_wrap_sets_exactly_the_env(env):
     argv = sandbox_wrap(argv=["/usr/bin/true"], env=env, workdir="/t")
-    got = {argv[i + 1]: argv[i + 2] for i, a in enumerate(argv) if a == "--setenv"}
+    got, i = {}, 0
+    while i < len(argv) and argv[i] != "--":
+        if argv[i] == "--setenv":  # bwrap takes the next two arguments verbatim
+            got[argv[i + 1]] = argv[i + 2]
+            i += 3
+        else:
+            i += 1
     assert got == {"HOME": "/work", **env}

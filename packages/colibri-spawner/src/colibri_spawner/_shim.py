@@ -323,28 +323,89 @@ def _await_first_output(pid: int, out_fd: int, limit: float) -> None:
         time.sleep(0.002)
 
 
-_PRCTL: list[Any] = []
+_REAPER: list[Any] = []  # [callable or None], loaded once in the supervisor
+_PROC_REAP_ACQUIRE = 2  # FreeBSD sys/procctl.h
+_PROC_REAP_KILL = 6
+_P_PID = 0  # FreeBSD idtype_t
 
 
 def _load_prctl() -> None:
-    """Load prctl(2) once, in the supervisor, so the forked shim need not import."""
-    if _PRCTL or not sys.platform.startswith("linux"):
+    """Load prctl(2) (Linux) or procctl(2) (FreeBSD) once, in the supervisor.
+
+    The forked shim then needs no import; the exec'd one imports ctypes only on
+    FreeBSD, where killing the reaper's descendants needs procctl again.
+    """
+    if _REAPER:
         return
+    _REAPER.append(_reaper_call())
+
+
+def _reaper_call() -> Any:
+    if not sys.platform.startswith(("linux", "freebsd")):
+        return None
     try:
         import ctypes
 
-        _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl)
+        libc = ctypes.CDLL(None, use_errno=True)
+        platform: str = sys.platform  # a plain str: checked at run time on each OS
+        if platform.startswith("linux"):
+            return libc.prctl
+        procctl = libc.procctl
+        procctl.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p]
+        return procctl
     except (OSError, AttributeError):
-        _PRCTL.append(None)
+        return None
 
 
 def _set_subreaper() -> None:
     # Orphaned grandchildren come back to the shim, which kills them after the agent
     # ends (pi's bash tool runs commands in their own process group). Set before the
-    # agent starts; it survives the shim's exec. FreeBSD's procctl(PROC_REAP_ACQUIRE)
-    # would do the same; not wired up yet.
-    if _PRCTL and _PRCTL[0] is not None:
-        _PRCTL[0](36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    # agent starts; it survives the shim's exec.
+    call = _REAPER[0] if _REAPER else None
+    if call is None:
+        return
+    if sys.platform.startswith("linux"):
+        call(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    else:
+        call(_P_PID, os.getpid(), _PROC_REAP_ACQUIRE, None)
+
+
+def _kill_descendants() -> int:
+    """SIGKILL every descendant left (they are ours as subreaper); return how many."""
+    if sys.platform.startswith("freebsd"):
+        return _freebsd_reap_kill()
+    children = _own_children()
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return len(children)
+
+
+def _freebsd_reap_kill() -> int:
+    try:
+        import ctypes
+
+        class ReaperKill(ctypes.Structure):
+            _fields_ = [  # struct procctl_reaper_kill
+                ("rk_sig", ctypes.c_int),
+                ("rk_flags", ctypes.c_uint),
+                ("rk_subtree", ctypes.c_int),
+                ("rk_killed", ctypes.c_uint),
+                ("rk_fpid", ctypes.c_int),
+                ("rk_pad0", ctypes.c_uint * 15),
+            ]
+
+        call = _reaper_call()
+        if call is None:
+            return 0
+        request = ReaperKill(rk_sig=signal.SIGKILL)
+        if call(_P_PID, os.getpid(), _PROC_REAP_KILL, ctypes.byref(request)) != 0:
+            return 0  # ESRCH: nothing left to kill
+        return int(request.rk_killed)
+    except (OSError, AttributeError, ValueError):
+        return 0
 
 
 def _own_children() -> list[int]:
@@ -383,14 +444,8 @@ def _kill_leftovers(pgid: int) -> None:
                     break
         except ChildProcessError:
             pass
-        children = _own_children()
-        if not children:
+        if not _kill_descendants():
             return
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
         time.sleep(0.01)
 
 
