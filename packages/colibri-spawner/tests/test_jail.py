@@ -301,3 +301,18 @@ def test_missing_working_directory_inside_the_jail_fails_the_agent(fake, data_di
     handle = spawner.spawn(_spec("nocwd", cwd=tmp_path / "missing"))
     assert handle.wait(30).code == 125  # the jail's /bin/sh could not cd: exit 125
     assert b"missing" in handle.stderr_path.read_bytes()
+
+
+def test_failed_jail_creation_is_a_typed_error_and_leaves_nothing(fake, data_dir):
+    spawner = Spawner(data_dir, providers=[fake.provider()])
+    # A root left over from an earlier run: mkdir refuses, the leftover is untouched.
+    (fake.base / "colibri-r1").mkdir()
+    with pytest.raises(errors.CommandFailed, match="mkdir"):
+        spawner.spawn(_spec("r1"))
+    assert (fake.base / "colibri-r1").is_dir()
+    # A jail of that name exists already: jail -c fails, the fresh root is removed.
+    (fake.state / "colibri-r2").write_text("/elsewhere\n")
+    with pytest.raises(errors.CommandFailed, match="already exists"):
+        spawner.spawn(_spec("r2"))
+    assert not (fake.base / "colibri-r2").exists()
+    assert spawner.agents() == [] and "jexec" not in fake.tools_called()
