@@ -182,6 +182,12 @@ def test_fake_status_is_byte_identical_to_the_real_one(world: World) -> None:
     assert fake["status"] == "locked"
 
 
+def test_fake_status_envelope_is_byte_identical(world: World) -> None:
+    world.scenario["initial"] = {"server": "https://vault.example.test", "logged_in": False}
+    proc = _run_fake(world, "status", "--response", "--nointeraction")
+    assert proc.stdout == (DATA / "status_response_envelope.json").read_bytes()
+
+
 def test_fake_errors_match_the_real_envelopes(world: World) -> None:
     world.scenario["initial"] = {"server": SERVER, "logged_in": True, "user_id": ACCOUNT["user_id"]}
     proc = _run_fake(world, "list", "items", "--response", "--nointeraction")

@@ -273,3 +273,8 @@ def test_home_with_dotdot_in_passwd(world: World) -> None:
 def test_missing_jail(world: World) -> None:
     world.fail("tenant-none", TargetEscapesRoot)
     assert world.calls() == []
+
+
+def test_relative_allowed_base_is_refused(world: World) -> None:
+    world.fail("tenant-alpha", TargetEscapesRoot, jail=world.jail_settings(allowed_base="jails"))
+    assert world.calls() == []

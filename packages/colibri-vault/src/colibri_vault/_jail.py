@@ -171,6 +171,8 @@ class JailTarget:
         env_path: str | None,
     ) -> None:
         self.user_name = user
+        if not os.path.isabs(allowed_base):
+            raise TargetEscapesRoot(allowed_base, "the allowed base is not an absolute path")
         base = os.path.realpath(allowed_base)
         if not os.path.isabs(jail_root):
             raise TargetEscapesRoot(jail_root, "the jail root is not an absolute path")
