@@ -63,6 +63,13 @@ EVENTS: dict[str, bytes] = {
     "extension_error": line(type="extension_error", extensionPath="/e", event="x", error="e"),
     "session_info": line(type="session_info_changed", name="n"),
     "thinking": line(type="thinking_level_changed", level="high"),
+    "usage_extremes": (
+        b'{"type":"message_end","message":{"role":"assistant","content":[],"usage":'
+        b'{"input":1e300,"output":-5,"cacheRead":9223372036854775807,"cacheWrite":0.5,'
+        b'"cost":{"total":1e300}},"stopReason":"stop"}}\n'
+    ),
+    "deep_args": b'{"type":"tool_execution_start","toolName":"x","args":%s}\n'
+    % (b"[" * 3000 + b"]" * 3000),
     "unknown": line(type="from_the_future", x=1),
     "garbage": b"{not json\n",
     "blank": b"\n",

@@ -12,6 +12,8 @@ from colibri_glasspane import (
     GlasspaneConfig,
     ProcessState,
     Runtime,
+    Snapshot,
+    SnapshotError,
     StreamMode,
 )
 
@@ -498,3 +500,51 @@ def test_every_kept_string_is_bounded(glasspane):
     sizes += [len(pane.reason or "")]
     assert max(sizes) <= 1000
     assert len(pane.text_tail) <= glasspane.config.text_tail_chars
+
+
+def test_absurd_usage_numbers_saturate_instead_of_raising(glasspane):
+    _open(glasspane)
+    message = assistant("stop", input=1e300, output=-5, cacheRead=2**70, cost=1e300)
+    for _ in range(3):
+        _feed(glasspane, line(type="message_end", message=message))
+    glasspane.open_pane("z", runtime=Runtime.ZOT)
+    _feed(glasspane, line(type="usage", input=1e300, cost_usd=1e300), pane="z")
+    usage = glasspane.pane("p").usage
+    assert (usage.input, usage.output, usage.cache_read) == (0, 0, 0)
+    assert usage.cost_nanousd == 0
+    assert glasspane.pane("z").usage.input == 0
+    big = assistant("stop", input=2**62, cost=9e9)
+    for _ in range(3):
+        _feed(glasspane, line(type="message_end", message=big))
+    usage = glasspane.pane("p").usage
+    assert usage.input == 2**63 - 1
+    assert usage.cost_nanousd == 2**63 - 1
+    snapshot = glasspane.snapshot()
+    assert Snapshot.from_json(snapshot.to_json()) == snapshot
+
+
+@pytest.mark.parametrize("depth", [400, 5000, 100_000])
+def test_deeply_nested_values_are_counted_never_raised(glasspane, depth):
+    _open(glasspane)
+    glasspane.register_secret("s3cret")
+    deep = b"[" * depth + b"]" * depth
+    lines = [
+        b'{"type":"tool_execution_start","toolName":"x","args":%s}' % deep,
+        b'{"type":"extension_error","error":%s}' % deep,
+        b'{"type":"from_the_future","x":%s}' % deep,
+        b'{"type":"message_update","assistantMessageEvent":{"type":"text_delta","delta":"a",'
+        b'"partial":%s}}' % deep,
+    ]
+    _feed(glasspane, b"\n".join(lines) + b"\n")
+    lines_seen = glasspane.pane("p").lines
+    assert lines_seen.events + lines_seen.unknown + lines_seen.malformed == 4
+    snapshot = glasspane.snapshot()
+    assert Snapshot.from_json(snapshot.to_json()) == snapshot
+
+
+def test_a_deeply_nested_snapshot_document_is_a_typed_error():
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(SnapshotError):
+        Snapshot.from_json('{"version": 1, "host": "", "generated_at": 0, "panes": ' + deep + "}")
+    with pytest.raises(SnapshotError):
+        Snapshot.from_json(deep)

@@ -49,6 +49,10 @@ _DIALOG_METHODS = frozenset({"select", "confirm", "input", "editor"})
 _SUCCESS_STOPS = frozenset({"stop", "length"})
 _ERROR_TEXT_LIMIT = 1000
 _FIELD_LIMIT = 500
+_COUNTER_MAX = 2**63 - 1
+# What a line that cannot be read raises: bad JSON, bad UTF-8 in a kept string, or
+# nesting deeper than msgspec's recursion limit.
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 _UPDATE_PREFIX = ev.UPDATE_PREFIX
 _PI_DECODER = ev.pi_decoder()
@@ -73,6 +77,15 @@ class _Dialog:
         self.deadline = deadline
 
 
+def _saturating_add(total: int, amount: float) -> int:
+    """``total + amount`` for usage counters. An amount that is negative, not finite or
+    beyond 2**63 - 1 is nonsense and counts as 0; the sum stops at 2**63 - 1, so it
+    stays an integer every JSON reader (and msgspec) can read back."""
+    if not (0 < amount < _COUNTER_MAX):  # also false for NaN
+        return total
+    return min(total + round(amount), _COUNTER_MAX)
+
+
 def _short(text: str, limit: int = _ERROR_TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -84,6 +97,8 @@ def _as_text(value: Any) -> str | None:
         return value
     try:
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except RecursionError:
+        return "(value nested too deeply to show)"
     except (TypeError, ValueError):
         return str(value)
 
@@ -214,7 +229,7 @@ class PaneMachine:
         except msgspec.ValidationError:
             self._not_an_event(line)
             return
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except _UNREADABLE:
             self.malformed += 1
             return
         self.events += 1
@@ -224,7 +239,7 @@ class PaneMachine:
     def _not_an_event(self, line: memoryview | bytes) -> None:
         try:
             envelope = ev.ENVELOPE_DECODER.decode(line)
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.ValidationError, *_UNREADABLE):
             self.malformed += 1
             return
         if envelope.type in self._tags:
@@ -270,12 +285,17 @@ class PaneMachine:
     def _add_usage(self, usage: ev.Usage | None) -> None:
         if usage is None:
             return
-        self.tokens_in += int(usage.input)
-        self.tokens_out += int(usage.output)
-        self.cache_read += int(usage.cacheRead)
-        self.cache_write += int(usage.cacheWrite)
-        if usage.cost is not None:
-            self.cost_nanousd += round(usage.cost.total * 1e9)
+        cost = usage.cost.total if usage.cost is not None else 0.0
+        self._add_counts(usage.input, usage.output, usage.cacheRead, usage.cacheWrite, cost)
+
+    def _add_counts(
+        self, tokens_in: float, tokens_out: float, cache_read: float, cache_write: float, usd: float
+    ) -> None:
+        self.tokens_in = _saturating_add(self.tokens_in, tokens_in)
+        self.tokens_out = _saturating_add(self.tokens_out, tokens_out)
+        self.cache_read = _saturating_add(self.cache_read, cache_read)
+        self.cache_write = _saturating_add(self.cache_write, cache_write)
+        self.cost_nanousd = _saturating_add(self.cost_nanousd, usd * 1e9)
 
     @staticmethod
     def _message_text(message: ev.Message) -> str | None:
@@ -413,6 +433,8 @@ class PaneMachine:
         limit = self.config.tool_args_chars
         try:
             text = msgspec.json.encode(self.masker.mask_value(args)).decode()
+        except RecursionError:
+            return "(arguments nested too deeply to show)"
         except (TypeError, ValueError, msgspec.EncodeError):
             text = str(args)
         text = self.masker.mask(text)
@@ -475,7 +497,7 @@ class PaneMachine:
         if event.command == "get_state" and event.data and not self.session_id:
             try:
                 data = ev.STATE_DATA_DECODER.decode(event.data)
-            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            except (msgspec.ValidationError, *_UNREADABLE):
                 return
             if data.sessionId:
                 self.session_id = self._field(data.sessionId)
@@ -539,11 +561,9 @@ class PaneMachine:
             self._finish_run(_Outcome(True, "stop", None))
 
     def _on_zot_usage(self, event: ev.ZotUsage) -> None:
-        self.tokens_in += int(event.input)
-        self.tokens_out += int(event.output)
-        self.cache_read += int(event.cache_read)
-        self.cache_write += int(event.cache_write)
-        self.cost_nanousd += round(event.cost_usd * 1e9)
+        self._add_counts(
+            event.input, event.output, event.cache_read, event.cache_write, event.cost_usd
+        )
 
     # --- secrets --------------------------------------------------------------
 

@@ -40,7 +40,12 @@ def snapshot_from_json(document: str | bytes) -> Snapshot:
         raise SnapshotError(f"expected a str or bytes document, got {type(document).__name__}")
     try:
         head = _HEAD_DECODER.decode(document)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except (
+        msgspec.DecodeError,
+        msgspec.ValidationError,
+        UnicodeDecodeError,
+        RecursionError,
+    ) as exc:
         raise SnapshotError(f"not a JSON object ({exc})") from None
     if head.version != SNAPSHOT_VERSION or isinstance(head.version, bool):
         raise SnapshotError(
@@ -51,14 +56,14 @@ def snapshot_from_json(document: str | bytes) -> Snapshot:
         whole = msgspec.json.decode(document, type=_Document)
     except msgspec.ValidationError as exc:
         raise SnapshotError(f"invalid field: {exc}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise SnapshotError(str(exc)) from None
     try:
         panes = _PANES_DECODER.decode(whole.panes)
     except msgspec.ValidationError as exc:
         message = str(exc).replace("`$", "`$.panes", 1)
         raise SnapshotError(f"invalid field: {message}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError, ValueError, TypeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, ValueError, TypeError, RecursionError) as exc:
         raise SnapshotError(f"invalid pane: {exc}") from None
     ids = [pane.id for pane in panes]
     if ids != sorted(ids) or len(set(ids)) != len(ids):
