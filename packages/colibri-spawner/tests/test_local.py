@@ -9,7 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_AGENT, agent_spec, events, proc_alive, read_all, wait_dead
+from conftest import (
+    TEST_AGENT,
+    agent_spec,
+    events,
+    kill_quietly,
+    proc_alive,
+    read_all,
+    wait_dead,
+)
 
 from colibri_spawner import (
     AgentSpec,
@@ -99,16 +107,22 @@ def test_stop_kills_grandchildren(spawner, workdir, detach):
     flag = "--detach-child" if detach else "--spawn-child"
     handle = spawner.spawn(agent_spec("gc", workdir, flag, "--hang"))
     child = _child_pid(handle)
-    assert proc_alive(child)
-    handle.stop(grace=5)
-    assert wait_dead(child, 10), "the agent's sleeping child survived stop"
+    try:
+        assert proc_alive(child)
+        handle.stop(grace=5)
+        assert wait_dead(child, 10), "the agent's sleeping child survived stop"
+    finally:
+        kill_quietly(child)
 
 
 def test_children_left_behind_by_an_agent_that_exits_are_killed(spawner, workdir):
     handle = spawner.spawn(agent_spec("leaver", workdir, "--detach-child"))
     child = _child_pid(handle)
-    assert handle.wait(30).code == 0
-    assert wait_dead(child, 10)
+    try:
+        assert handle.wait(30).code == 0
+        assert wait_dead(child, 10)
+    finally:
+        kill_quietly(child)
 
 
 def _child_pid(handle) -> int:

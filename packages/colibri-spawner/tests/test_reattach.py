@@ -55,7 +55,7 @@ def _run(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
 
 def test_sigkill_mid_stream_then_resume_loses_and_repeats_nothing(data_dir, tmp_path):
     consumed = tmp_path / "consumed.jsonl"
-    first = _supervisor(data_dir, "live", "spawn", consumed, TEST_AGENT, "--count", "150",
+    first = _supervisor(data_dir, "live", "spawn", consumed, TEST_AGENT, "--count", "300",
                         "--step-ms", "4")  # fmt: skip
     try:
         _wait_records(consumed, 20)
