@@ -375,3 +375,31 @@ def test_an_id_that_could_read_as_an_option_never_reaches_argv(world: World) -> 
     assert "not a GUID" in str(exc)
     assert not any("--passwordfile=/etc/master.passwd" in c["argv"] for c in world.calls())
     assert world.commands()[-1] == "lock"
+
+
+def test_foreign_login_logged_out_by_policy(world: World) -> None:
+    from colibri_vault import ForeignLoginPolicy
+
+    world.scenario["initial"] = {
+        "server": "https://other.example.test",
+        "logged_in": True,
+        "user_id": "00000000-1111-4222-8333-444444444444",
+    }
+    vault = world.vault_settings(foreign_login=ForeignLoginPolicy.LOGOUT)
+    assert world.run("tenant-alpha", vault=vault).action is ProvisionAction.CREATED
+    assert world.commands()[:5] == ["status", "logout", "status", "config", "login"]
+
+
+def test_foreign_login_policy_needs_an_api_key(world: World) -> None:
+    from colibri_vault import ForeignLoginPolicy
+
+    world.scenario["initial"] = {
+        "server": "https://other.example.test",
+        "logged_in": True,
+        "user_id": ACCOUNT["user_id"],
+    }
+    vault = world.vault_settings(
+        foreign_login=ForeignLoginPolicy.LOGOUT, client_id=None, client_secret=None
+    )
+    world.fail("tenant-alpha", ServerMismatch, vault=vault)
+    assert world.commands() == ["status"]

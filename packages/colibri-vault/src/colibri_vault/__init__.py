@@ -12,6 +12,7 @@ from colibri_vault._envfile import EnvFileFormat, content_hash, render_env_file
 from colibri_vault._mapping import LoginItemPolicy, map_items
 from colibri_vault._provision import (
     DEFAULT_ALLOWED_BASE,
+    ForeignLoginPolicy,
     JailSettings,
     ProvisionAction,
     ProvisionResult,
@@ -24,6 +25,7 @@ from colibri_vault.errors import VaultError
 __all__ = [
     "DEFAULT_ALLOWED_BASE",
     "EnvFileFormat",
+    "ForeignLoginPolicy",
     "JailSettings",
     "LoginItemPolicy",
     "ProvisionAction",

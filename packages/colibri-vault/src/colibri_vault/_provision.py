@@ -17,6 +17,7 @@ import attrs
 
 from colibri_vault._bw import (
     BwRunner,
+    BwStatus,
     normalize_server_url,
     parse_list,
     parse_message,
@@ -59,6 +60,13 @@ def _optional_path(value: str | os.PathLike[str] | None) -> Path | None:
     return None if value is None else Path(value)
 
 
+class ForeignLoginPolicy(enum.Enum):
+    """What to do when the appdata dir is logged in to another server or account."""
+
+    REFUSE = "refuse"  # raise ServerMismatch / AccountMismatch (default)
+    LOGOUT = "logout"  # `bw logout`, then log in with the configured API key
+
+
 @attrs.frozen
 class VaultSettings:
     """How to reach the vault. Secrets are :class:`Secret` and never shown.
@@ -83,6 +91,7 @@ class VaultSettings:
     lock_timeout: float = 600.0
     login_items: LoginItemPolicy = LoginItemPolicy.PASSWORD_BY_NAME
     env_format: EnvFileFormat = EnvFileFormat.DOTENV
+    foreign_login: ForeignLoginPolicy = ForeignLoginPolicy.REFUSE
 
 
 @attrs.frozen
@@ -217,14 +226,23 @@ class _Sequence:
     def fetch(self, tenant: str) -> _Fetched | None:
         status = parse_status("bw status", self.call(["status"]))
         if status.status != "unauthenticated":
-            # Someone else's login is refused before we touch it (not even a lock).
-            if normalize_server_url(status.server_url) != self.expected_url:
-                raise ServerMismatch("bw status", self.expected_url, status.server_url)
-            if self.vault.client_id is not None:
-                expected_user = self.vault.client_id.removeprefix("user.").lower()
-                if (status.user_id or "").lower() != expected_user:
-                    raise AccountMismatch("bw status", expected_user, status.user_id)
-        elif self.vault.client_id is None or self.vault.client_secret is None:
+            try:
+                self.check_login(status)
+            except (ServerMismatch, AccountMismatch):
+                # Someone else's login: refused before we touch it (not even a lock),
+                # unless the policy says to log it out and log in as ourselves.
+                if self.vault.foreign_login is not ForeignLoginPolicy.LOGOUT:
+                    raise
+                if self.vault.client_id is None or self.vault.client_secret is None:
+                    raise
+                parse_message("bw logout", self.call(["logout"]), "You have logged out.")
+                log.warning("logged out the foreign login of %s", self.runner.appdata_dir)
+                status = parse_status("bw status", self.call(["status"]))
+                if status.status != "unauthenticated":
+                    raise UnparsableOutput("bw status", "still logged in after bw logout") from None
+        if status.status == "unauthenticated" and (
+            self.vault.client_id is None or self.vault.client_secret is None
+        ):
             raise NotLoggedIn("bw status")
         try:
             if status.status == "unauthenticated":
@@ -235,6 +253,14 @@ class _Sequence:
             raise
         self.lock(strict=True)
         return fetched
+
+    def check_login(self, status: BwStatus) -> None:
+        if normalize_server_url(status.server_url) != self.expected_url:
+            raise ServerMismatch("bw status", self.expected_url, status.server_url)
+        if self.vault.client_id is not None:
+            expected_user = self.vault.client_id.removeprefix("user.").lower()
+            if (status.user_id or "").lower() != expected_user:
+                raise AccountMismatch("bw status", expected_user, status.user_id)
 
     def login(self, server_url: str | None) -> None:
         if normalize_server_url(server_url) != self.expected_url:
