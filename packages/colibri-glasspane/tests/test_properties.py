@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 from conftest import CAPTURES, FakeClock, assistant, capture_lines, line
 from hypothesis import given
@@ -19,6 +20,7 @@ from colibri_glasspane import (
     Snapshot,
     StreamMode,
 )
+from colibri_glasspane import _events as ev
 
 _DELTA = {"type": "text_delta", "delta": "tok "}
 WORK_STARTS = ("agent_start", "auto_retry_start", "compaction_start")
@@ -86,6 +88,87 @@ _pieces = st.one_of(
 )
 streams = st.lists(_pieces, max_size=30).map(b"".join)
 
+# Event objects with any known type and any values in the fields events use: wrong
+# types, nulls, huge or negative numbers, nested junk. msgspec's typed decode must
+# turn all of it into counted lines, never an exception.
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_FIELDS = [
+    "message",
+    "messages",
+    "assistantMessageEvent",
+    "toolCallId",
+    "toolName",
+    "args",
+    "steering",
+    "followUp",
+    "reason",
+    "aborted",
+    "willRetry",
+    "errorMessage",
+    "attempt",
+    "success",
+    "finalError",
+    "command",
+    "error",
+    "data",
+    "id",
+    "method",
+    "title",
+    "timeout",
+    "cwd",
+    "extensionPath",
+    "text",
+    "content",
+    "input",
+    "output",
+    "cost_usd",
+    "cache_read",
+]
+_message_values = st.fixed_dictionaries(
+    {"role": st.sampled_from(["assistant", "user", "toolResult", 3])},
+    optional={
+        "content": _json_values
+        | st.lists(
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(["text", "toolCall", 1])},
+                optional={"text": _json_values},
+            ),
+            max_size=3,
+        ),
+        "stopReason": st.sampled_from(["stop", "length", "toolUse", "error", "aborted", None, 7]),
+        "errorMessage": _json_values,
+        "usage": st.dictionaries(
+            st.sampled_from(["input", "output", "cacheRead", "cacheWrite", "cost"]),
+            _json_values | st.fixed_dictionaries({"total": _json_values}),
+        ),
+    },
+)
+fuzzed_events = st.builds(
+    lambda kind, fields, message: (
+        json.dumps(
+            {
+                "type": kind,
+                **fields,
+                **({"message": message, "messages": [message]} if message else {}),
+            }
+        ).encode()
+        + b"\n"
+    ),
+    st.sampled_from(sorted(ev.PI_TAGS | ev.ZOT_TAGS | {"nope"})),
+    st.dictionaries(st.sampled_from(_FIELDS), _json_values, max_size=5),
+    st.none() | _message_values,
+)
+
 PROCESSES = [
     ProcessState.starting(),
     ProcessState.running(),
@@ -108,7 +191,9 @@ def _view(stream: bytes, cuts: list[int], runtime: Runtime, mode: StreamMode):  
 
 
 @given(
-    stream=st.one_of(st.binary(max_size=400), streams),
+    stream=st.one_of(
+        st.binary(max_size=400), streams, st.lists(fuzzed_events, max_size=12).map(b"".join)
+    ),
     cuts=st.lists(st.integers(min_value=0, max_value=6000), max_size=12),
     runtime=st.sampled_from(list(Runtime)),
     mode=st.sampled_from(list(StreamMode)),
