@@ -175,3 +175,58 @@ def test_a_second_supervisor_probing_does_not_disturb_spawns(data_dir, workdir):
         thread.join(10)
     assert [r.code for r in records] == [0] * 8
     assert seen  # the prober really looked while agents started
+
+
+def test_rpc_stdin_survives_the_supervisor(data_dir, workdir):
+    code = (
+        "import sys, time\n"
+        "from colibri_spawner import AgentSpec, Spawner, StdinMode\n"
+        "Spawner(sys.argv[1]).spawn(AgentSpec(argv=(sys.argv[2], '--rpc'), session_id='rpc',"
+        " cwd=sys.argv[3], stdin=StdinMode.PIPE))\n"
+        "print('spawned', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-c", code, str(data_dir), TEST_AGENT, str(workdir)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert first.stdout is not None and first.stdout.readline() == b"spawned\n"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    handle = Spawner(data_dir).agent("rpc")
+    handle.send({"id": "after", "type": "prompt", "message": "still there?"})
+    offset, seen = 0, []
+    while "agent_end" not in [e["type"] for e in seen]:
+        chunk = handle.wait_lines(offset, 20)
+        offset = chunk.offset
+        seen += [json.loads(line) for line in chunk.lines]
+    assert seen[0]["id"] == "after"
+    handle.close_stdin()
+    assert handle.wait(20).code == 0
+
+
+def test_long_lines_arrive_whole(spawner, workdir):
+    # Pi repeats whole partial messages: lines of tens of kilobytes, megabytes per run.
+    code = (
+        "import json, sys\n"
+        "for i in range(60):\n"
+        "    sys.stdout.write(json.dumps({'seq': i, 'pad': 'x' * (1000 * i)}) + '\\n')\n"
+    )
+    from colibri_spawner import AgentSpec
+
+    handle = spawner.spawn(
+        AgentSpec(argv=(sys.executable, "-c", code), session_id="long", cwd=str(workdir))
+    )
+    assert handle.wait(30).code == 0
+    offset, got = 0, []
+    while True:
+        chunk = handle.read(offset, max_bytes=64 * 1024)
+        if not chunk.lines:
+            break
+        got += [json.loads(line) for line in chunk.lines]
+        offset = chunk.offset
+    assert [g["seq"] for g in got] == list(range(60))
+    assert all(len(g["pad"]) == 1000 * g["seq"] for g in got)
+    assert offset == handle.log_path.stat().st_size
