@@ -152,3 +152,19 @@ def test_failed_namespace_probe_reports_the_reason(data_dir, workdir, tmp_path):
     with pytest.raises(errors.SandboxUnavailable, match=r"uid map: Permission denied.*AppArmor"):
         Spawner(data_dir, providers=[provider]).spawn(_spec("np", workdir))
     assert not (data_dir / "agents" / "np").exists()
+
+
+def test_secrets_in_the_env_never_appear_in_an_argv(sandbox, data_dir, workdir):
+    spec = AgentSpec(
+        argv=(TEST_AGENT, "--session-id", "secret", "--hang"),
+        session_id="secret",
+        cwd=str(workdir),
+        env={"OPENAI_API_KEY": "sk-colibri-never-in-argv"},
+        runtime=Runtime.SANDBOX,
+    )
+    handle = Spawner(data_dir, providers=[sandbox]).spawn(spec)
+    handle.wait_lines(0, 30)
+    assert _processes_mentioning("--session-id\0secret")  # it runs...
+    assert _processes_mentioning("sk-colibri-never-in-argv") == []  # ...with no key in sight
+    assert "sk-colibri" not in (handle.directory / "spec.json").read_text()
+    handle.stop(grace=5)

@@ -12,6 +12,7 @@ from colibri_spawner._argv import (
     jail_remove_argv,
     jail_wrap,
     resolve_binary,
+    sandbox_env,
     sandbox_wrap,
 )
 from colibri_spawner._log import read_lines
@@ -68,6 +69,7 @@ __all__ = [
     "pi_spec",
     "read_lines",
     "resolve_binary",
+    "sandbox_env",
     "sandbox_wrap",
 ]
 

@@ -139,10 +139,18 @@ def jail_remove_argv(
     return [*privilege, jail_bin, "-q", "-r", name]
 
 
+def sandbox_env(env: Mapping[str, str], inside_workdir: str = "/work") -> dict[str, str]:
+    """The environment to exec ``bwrap`` with: exactly ``env``, ``HOME`` defaulting to
+    the work dir. bwrap hands its environment to the agent unchanged, so it is not
+    cleared with ``--clearenv``/``--setenv``: values (API keys) would then sit in
+    bwrap's argv, readable by every local user in ``ps`` for the agent's whole life.
+    """
+    return {"HOME": inside_workdir, **env}
+
+
 def sandbox_wrap(
     *,
     argv: Sequence[str],
-    env: Mapping[str, str],
     workdir: str,
     ro_binds: Sequence[str] = (),
     share_net: bool = True,
@@ -152,11 +160,11 @@ def sandbox_wrap(
 ) -> list[str]:
     """The tight bubblewrap argv: only ``workdir`` (at ``/work``) is writable.
 
-    No host home, a cleared environment holding only ``env`` (``HOME`` defaults to
-    the work dir), ``/usr`` and ``ro_binds`` read-only, own /proc, /dev and /tmp,
+    No host home, ``/usr`` and ``ro_binds`` read-only, own /proc, /dev and /tmp,
     network shared (agents call LLM APIs) unless ``share_net`` is false. No
     ``--new-session``: it would stop SIGTERM to the process group from reaching the
-    agent (use it only with a terminal attached).
+    agent (use it only with a terminal attached). The environment is not in the
+    argv: exec bwrap with ``sandbox_env(...)``.
     """
     for label, value in (("argv[0]", argv[0] if argv else ""), ("bwrap", bwrap)):
         _require_absolute(label, value)
@@ -164,10 +172,6 @@ def sandbox_wrap(
     out = [bwrap, "--die-with-parent", "--unshare-all"]
     if share_net:
         out.append("--share-net")
-    out.append("--clearenv")
-    full_env = {"HOME": inside_workdir, **env}
-    for key, value in sorted(full_env.items()):
-        out += ["--setenv", key, value]
     out += ["--ro-bind", "/usr", "/usr"]
     for link in ("bin", "lib", "lib64", "sbin"):
         if merged_usr:

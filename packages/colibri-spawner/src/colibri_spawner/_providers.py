@@ -16,6 +16,7 @@ from colibri_spawner._argv import (
     jail_remove_argv,
     jail_wrap,
     resolve_binary,
+    sandbox_env,
     sandbox_wrap,
 )
 from colibri_spawner._spec import AgentSpec, ProvisionContext, Runtime
@@ -191,7 +192,6 @@ class SandboxProvider:
             )
         argv = sandbox_wrap(
             argv=(program, *spec.argv[1:]),
-            env=spec.env,
             workdir=workdir,
             ro_binds=self.ro_binds,
             share_net=self.share_net,
@@ -201,7 +201,7 @@ class SandboxProvider:
         )
         return Prepared(
             argv=tuple(argv),
-            env={},
+            env=sandbox_env(spec.env, self.inside_workdir),
             cwd=workdir,
             context=ProvisionContext(
                 session_id=spec.session_id, runtime=self.runtime, root=workdir
