@@ -30,6 +30,19 @@ def rate(fn: Callable[[], int], repeats: int = REPEATS) -> float:
     return statistics.median(samples)
 
 
+def compare(
+    baseline_fn: Callable[[], int], store_fn: Callable[[], int], repeats: int = REPEATS
+) -> tuple[float, float]:
+    """Median rates of both, measured alternately so machine noise hits both alike."""
+    base, mine = [], []
+    for _ in range(repeats):
+        for fn, out in ((baseline_fn, base), (store_fn, mine)):
+            start = time.perf_counter()
+            n = fn()
+            out.append(n / (time.perf_counter() - start))
+    return statistics.median(base), statistics.median(mine)
+
+
 def report(name: str, baseline_name: str, baseline: float, result: float, target: str) -> None:
     ratio = result / baseline
     print(

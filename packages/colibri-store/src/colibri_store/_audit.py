@@ -35,17 +35,20 @@ def _json_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def body_parts(at: str, actor: str, verb: str, subject: str, payload_json: str) -> tuple[str, str]:
+    """The canonical JSON of an event, split around its ``seq`` (which PostgreSQL fills in)."""
+    return (
+        f'{{"actor":{_json_str(actor)},"at":{_json_str(at)},"payload":{payload_json},"seq":',
+        f',"subject":{_json_str(subject)},"verb":{_json_str(verb)}}}',
+    )
+
+
 def event_hash(
     prev_hash: str, seq: int, at: str, actor: str, verb: str, subject: str, payload_json: str
 ) -> str:
     """The chain hash of one event; ``payload_json`` is the payload's canonical JSON."""
-    body = (
-        f'{{"actor":{_json_str(actor)},"at":{_json_str(at)},'
-        f'"payload":{payload_json},"seq":{seq},'
-        f'"subject":{_json_str(subject)},'
-        f'"verb":{_json_str(verb)}}}'
-    )
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+    pre, post = body_parts(at, actor, verb, subject, payload_json)
+    return hashlib.sha256(f"{prev_hash}{pre}{seq}{post}".encode()).hexdigest()
 
 
 def recompute(event: AuditEvent) -> str:

@@ -312,7 +312,9 @@ def _no_open_dependency() -> Any:
     )
 
 
-def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
+def _build_statements(
+    dialect: sa.Dialect,
+) -> tuple[dict[str, _Compiled], dict[str, Callable[[int], Any]]]:
     pg = dialect.name == "postgresql"
     s: dict[str, Any] = {}
     now: Any = _B("now")
@@ -359,15 +361,6 @@ def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
 
     # Claim: candidates in a CTE (FOR UPDATE SKIP LOCKED on PostgreSQL), then one
     # UPDATE ... RETURNING that re-checks the status, at most :n rows.
-    cand = (
-        sa.select(tasks.c.id)
-        .where(_status_is("queued"), _covers_sql(dialect.name), _no_open_dependency())
-        .order_by(tasks.c.priority.desc(), tasks.c.id)
-        .limit(_B("n"))
-    )
-    if pg:
-        cand = cand.with_for_update(skip_locked=True)
-    cand_cte = cand.cte("candidates")
     claim_values = {
         "status": _B("new_status"),
         "agent_id": _B("agent_id"),
@@ -376,12 +369,26 @@ def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
         "updated_at": now,
         "started_at": _B("started_at"),
     }
-    s["claim_batch"] = (
-        sa.update(tasks)
-        .where(tasks.c.id.in_(sa.select(cand_cte.c.id)), _still_status(dialect.name, "queued"))
-        .values(**claim_values)
-        .returning(*_TASK_COLS)
-    )
+
+    def claim_batch(n: int) -> Any:
+        # LIMIT is a literal, not a parameter: a prepared statement with an unknown
+        # limit gets a generic plan that may sort every queued row.
+        cand = (
+            sa.select(tasks.c.id)
+            .where(_status_is("queued"), _covers_sql(dialect.name), _no_open_dependency())
+            .order_by(tasks.c.priority.desc(), tasks.c.id)
+            .limit(sa.literal_column(str(int(n))))
+        )
+        if pg:
+            cand = cand.with_for_update(skip_locked=True)
+        cand_cte = cand.cte("candidates")
+        return (
+            sa.update(tasks)
+            .where(tasks.c.id.in_(sa.select(cand_cte.c.id)), _still_status(dialect.name, "queued"))
+            .values(**claim_values)
+            .returning(*_TASK_COLS)
+        )
+
     one = sa.select(tasks.c.id).where(
         tasks.c.id == _B("id"),
         _status_is("queued"),
@@ -461,25 +468,28 @@ def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
         .values(**requeue_values)
         .returning(*_TASK_COLS)
     )
-    overdue = (
-        sa.select(tasks.c.id)
-        .where(_status_in("claimed", "started"), tasks.c.lease_expires_at < now)
-        .order_by(tasks.c.lease_expires_at)
-        .limit(_B("limit"))
-    )
-    if pg:
-        overdue = overdue.with_for_update(skip_locked=True)
-    overdue_cte = overdue.cte("overdue")
-    s["expire"] = (
-        sa.update(tasks)
-        .where(
-            tasks.c.id.in_(sa.select(overdue_cte.c.id)),
-            _status_in("claimed", "started"),
-            tasks.c.lease_expires_at < now,
+
+    def expire(limit: int) -> Any:
+        overdue = (
+            sa.select(tasks.c.id)
+            .where(_status_in("claimed", "started"), tasks.c.lease_expires_at < now)
+            .order_by(tasks.c.lease_expires_at)
+            .limit(sa.literal_column(str(int(limit))))
         )
-        .values(**requeue_values)
-        .returning(*_TASK_COLS)
-    )
+        if pg:
+            overdue = overdue.with_for_update(skip_locked=True)
+        overdue_cte = overdue.cte("overdue")
+        return (
+            sa.update(tasks)
+            .where(
+                tasks.c.id.in_(sa.select(overdue_cte.c.id)),
+                _status_in("claimed", "started"),
+                tasks.c.lease_expires_at < now,
+            )
+            .values(**requeue_values)
+            .returning(*_TASK_COLS)
+        )
+
     s["retry"] = (
         sa.update(tasks)
         .where(tasks.c.id == _B("id"), _status_is("failed"))
@@ -495,7 +505,7 @@ def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
     s["audit_head"] = (
         sa.select(audit_events.c.seq, audit_events.c.hash)
         .order_by(audit_events.c.seq.desc())
-        .limit(1)
+        .limit(sa.literal_column("1"))
     )
     s["audit_insert"] = sa.insert(audit_events).values(
         seq=_B("seq"),
@@ -507,7 +517,19 @@ def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
         prev_hash=_B("prev_hash"),
         hash=_B("hash"),
     )
-    return {name: _Compiled(stmt, dialect) for name, stmt in s.items()}
+    if pg:
+        # The chain hash computed by the server, exactly as _audit.event_hash does it.
+        s["audit_append_pg"] = sa.text(
+            "INSERT INTO audit_events (seq, at, actor, verb, subject, payload, prev_hash, hash) "
+            "SELECT h.seq + 1, :at, :actor, :verb, :subject, :payload, h.hash, "
+            "encode(sha256(convert_to(h.hash || :pre || (h.seq + 1)::text || :post, 'UTF8')), "
+            "'hex') FROM (SELECT "
+            "COALESCE((SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1), 0) AS seq, "
+            "COALESCE((SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1), "
+            f"'{_audit.GENESIS_HASH}') AS hash) AS h"
+        )
+    compiled = {name: _Compiled(stmt, dialect) for name, stmt in s.items()}
+    return compiled, {"claim_batch": claim_batch, "expire": expire}
 
 
 # ---------------------------------------------------------------- the store
@@ -516,14 +538,22 @@ def _build_statements(dialect: sa.Dialect) -> dict[str, _Compiled]:
 class _Tx:
     """An open write transaction: a cursor plus the audit events to append at commit."""
 
-    __slots__ = ("_stamp", "cur", "events", "now", "store")
+    __slots__ = ("_conn", "_cur", "_stamp", "events", "now", "store")
 
     def __init__(self, store: Store, cur: Any, now: datetime) -> None:
         self.store = store
-        self.cur = cur
+        self._cur = cur
+        # PostgreSQL runs the transaction in pipeline mode, where a cursor's fetch may
+        # see an earlier statement's result: give every statement its own cursor there.
+        self._conn = None if store._sqlite else cur.connection
         self.now = now
         self._stamp: str | None = None
         self.events: list[tuple[str, str, str]] = []  # (verb, subject, payload json)
+
+    @property
+    def cur(self) -> Any:
+        """A cursor for the next statement (a fresh one on PostgreSQL)."""
+        return self._cur if self._conn is None else self._conn.cursor()
 
     def stamp(self) -> str:
         """``now`` in the store's text form, formatted once per transaction."""
@@ -536,10 +566,18 @@ class _Tx:
         self.now = now
         self._stamp = None
 
+    def run_sized(self, name: str, size: int, params: Mapping[str, Any]) -> Any:
+        """Run a statement whose LIMIT is the literal ``size``."""
+        q = self.store._sized_statement(name, size)
+        cur = self.cur
+        cur.execute(q.sql, q.args(params))
+        return cur
+
     def run(self, name: str, params: Mapping[str, Any]) -> Any:
         q = self.store._q[name]
-        self.cur.execute(q.sql, q.args(params))
-        return self.cur
+        cur = self.cur
+        cur.execute(q.sql, q.args(params))
+        return cur
 
     def audit(self, verb: str, subject: str, payload: Mapping[str, Any]) -> None:
         self.events.append((verb, subject, _audit.canonical_json(payload)))
@@ -559,7 +597,8 @@ class Store:
     ) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
-        self._q = _build_statements(engine.dialect)
+        self._q, self._sized = _build_statements(engine.dialect)
+        self._sized_cache: dict[tuple[str, int], _Compiled] = {}
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()
@@ -703,19 +742,33 @@ class Store:
         self._conn()
         return self._local.cur
 
+    def _sized_statement(self, name: str, size: int) -> _Compiled:
+        key = (name, size)
+        q = self._sized_cache.get(key)
+        if q is None:
+            if len(self._sized_cache) > 4096:
+                self._sized_cache.clear()
+            q = _Compiled(self._sized[name](size), self._engine.dialect)
+            self._sized_cache[key] = q
+        return q
+
     def _now(self) -> datetime:
         return self._clock()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[_Tx]:
         cur = self._cursor()
-        cur.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
-        tx = _Tx(self, cur, self._now())
+        # PostgreSQL: pipeline mode, so statements whose results we do not read (BEGIN,
+        # the chain lock, the audit insert, COMMIT) share round trips with the others.
+        pipeline = contextlib.nullcontext() if self._sqlite else self._conn().pipeline()
         try:
-            yield tx
-            if tx.events:
-                self._append_audit(tx)
-            cur.execute("COMMIT")
+            with pipeline:
+                cur.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+                tx = _Tx(self, cur, self._now())
+                yield tx
+                if tx.events:
+                    self._append_audit(tx)
+                cur.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 cur.execute("ROLLBACK")
@@ -747,16 +800,35 @@ class Store:
         compiled = _Compiled(stmt, self._engine.dialect, expand=True)
         cursor = cur if cur is not None else self._cursor()
         cursor.execute(compiled.sql, compiled.args(compiled.defaults))
-        return list(cursor.fetchall()) if cursor.description else []
+        if isinstance(stmt, sa.Select | sa.TextClause) or getattr(stmt, "_returning", ()):
+            return list(cursor.fetchall())
+        return []
 
     def _append_audit(self, tx: _Tx) -> None:
         cur = tx.cur
-        if not self._sqlite:
-            cur.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
-        head = tx.run("audit_head", {}).fetchall()
-        seq, prev = (head[0][0], head[0][1]) if head else (0, _audit.GENESIS_HASH)
         at = tx.stamp()
         actor = _actor.get() or self.actor
+        if not self._sqlite:
+            cur.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
+            if len(tx.events) == 1:
+                # One event: the server reads the head and hashes, no round trip of ours.
+                verb, subject, payload = tx.events[0]
+                pre, post = _audit.body_parts(at, actor, verb, subject, payload)
+                tx.run(
+                    "audit_append_pg",
+                    {
+                        "at": at,
+                        "actor": actor,
+                        "verb": verb,
+                        "subject": subject,
+                        "payload": payload,
+                        "pre": pre,
+                        "post": post,
+                    },
+                )
+                return
+        head = tx.run("audit_head", {}).fetchall()
+        seq, prev = (head[0][0], head[0][1]) if head else (0, _audit.GENESIS_HASH)
         rows = []
         for verb, subject, payload in tx.events:
             seq += 1
@@ -915,11 +987,12 @@ class Store:
             if top != ids[-1]:
                 raise StoreError(f"batch insert gave ids up to {top}, expected {ids[-1]}")
         else:
-            tx.cur.executemany(self._q["insert_task_ids"].sql, rows, returning=True)
+            cur = tx.cur
+            cur.executemany(self._q["insert_task_ids"].sql, rows, returning=True)
             ids = []
             while True:
-                ids.append(tx.cur.fetchone()[0])
-                if not tx.cur.nextset():
+                ids.append(cur.fetchone()[0])
+                if not cur.nextset():
                     break
         dep_rows = [
             {"task_id": tid, "dep": d}
@@ -1114,8 +1187,9 @@ class Store:
                 if room <= 0:
                     raise AtCapacity(agent_id, self._max_tasks(tx, agent_id))
                 n = min(n, room)
-            rows = tx.run(
+            rows = tx.run_sized(
                 "claim_batch",
+                n,
                 self._claim_params(
                     tx,
                     task_id=None,
@@ -1288,8 +1362,8 @@ class Store:
             return self._expire(tx, limit)
 
     def _expire(self, tx: _Tx, limit: int) -> list[Task]:
-        rows = tx.run(
-            "expire", {"now": tx.stamp(), "limit": limit, "error": "lease expired"}
+        rows = tx.run_sized(
+            "expire", limit, {"now": tx.stamp(), "error": "lease expired"}
         ).fetchall()
         expired = [_task(r) for r in rows]
         for task in sorted(expired, key=lambda t: t.id):
