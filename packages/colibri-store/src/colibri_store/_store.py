@@ -800,7 +800,7 @@ class Store:
         compiled = _Compiled(stmt, self._engine.dialect, expand=True)
         cursor = cur if cur is not None else self._cursor()
         cursor.execute(compiled.sql, compiled.args(compiled.defaults))
-        if isinstance(stmt, sa.Select | sa.TextClause) or getattr(stmt, "_returning", ()):
+        if isinstance(stmt, sa.Select | sa.TextClause) or getattr(stmt, "_returning", None):
             return list(cursor.fetchall())
         return []
 
