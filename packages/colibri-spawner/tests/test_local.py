@@ -385,3 +385,11 @@ def _wait_supervising(shim_pid: int) -> None:
                 return
         time.sleep(0.01)
     raise AssertionError("the shim never started supervising")
+
+
+def test_without_an_interpreter_to_exec_the_forked_shim_supervises(data_dir, workdir):
+    spawner = Spawner(data_dir, python="/nonexistent/python3")
+    handle = spawner.spawn(agent_spec("noexec", workdir, "--fail"))
+    record = handle.wait(30)
+    assert record.code == 1
+    assert events(handle.read().lines)[-1]["type"] == "agent_end"

@@ -184,6 +184,7 @@ def _shim_start(
     ready_w: int,
 ) -> None:
     """In the shim (grandchild of the supervisor). Never returns."""
+    pid = -1
     try:
         # Until supervise() has its handlers, a close_stdin (SIGUSR1) or SIGTERM must
         # wait (pending), not kill the shim with the default action.
@@ -233,44 +234,69 @@ def _shim_start(
             {"pid": pid, "pgid": pid, "shim_pid": os.getpid(), "started_at": started_at},
             durable=False,  # a host crash ends the agent too; the lock is the identity
         )
-        os.write(
-            ready_w,
-            _msg({"ok": True, "pid": pid, "shim_pid": os.getpid(), "started_at": started_at}),
-        )
-        os.close(ready_w)
-        _await_first_output(pid, out_fd, _EXEC_DEFER)
-        for fd in (in_fd, out_fd, err_fd):
-            os.close(fd)
-        keep = [lock_fd] + ([holder] if holder >= 0 else [])
-        _close_fds_except(keep)
-        # A supervisor ignoring SIGCHLD would make waitpid fail in the shim. The
-        # handled signals stay blocked across the exec (see above).
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        for fd in keep:
-            os.set_inheritable(fd, True)
-        args = [
-            python, "-I", "-S", "-c", _BOOT, os.path.dirname(os.path.abspath(__file__)),
-            "--dir", agent_dir, "--pid", str(pid), "--lock-fd", str(lock_fd),
-            "--holder-fd", str(holder), "--started-at", repr(started_at),
-        ]  # fmt: skip
-        # The agent is starting right now: let it have the CPU first. A supervisor
-        # that mostly sleeps in waitpid loses nothing by a lower priority.
-        try:
-            os.nice(10)
-        except OSError:
-            pass
-        try:
-            os.execv(python, args)
-        except OSError:
-            pass
-        # No interpreter to exec: supervise from this (forked) process instead.
-        supervise(agent_dir, pid, lock_fd, holder, started_at)
     except BaseException as exc:
+        if pid > 0:  # nobody will know of this agent: it must not run on
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
         try:
             os.write(ready_w, _msg({"ok": False, "error": f"shim failed: {exc!r}"}))
         except OSError:
             pass
-    os._exit(1)
+        os._exit(1)
+    try:
+        ready = {"ok": True, "pid": pid, "shim_pid": os.getpid(), "started_at": started_at}
+        os.write(ready_w, _msg(ready))
+        os.close(ready_w)
+    except OSError:
+        pass  # the supervisor died meanwhile: the agent runs on, a restart finds it
+    # The agent runs: from here on, whatever happens, this process supervises it.
+    try:
+        _exec_supervisor(agent_dir, pid, lock_fd, holder, started_at, python,
+                         (in_fd, out_fd, err_fd))  # fmt: skip
+    except BaseException:
+        pass
+    # No interpreter could be exec'd: supervise from this (forked) process instead.
+    try:
+        supervise(agent_dir, pid, lock_fd, holder, started_at)
+    finally:
+        os._exit(0)
+
+
+def _exec_supervisor(
+    agent_dir: str,
+    pid: int,
+    lock_fd: int,
+    holder: int,
+    started_at: float,
+    python: str,
+    agent_fds: tuple[int, int, int],
+) -> None:
+    """Replace this forked copy of the supervisor by a small fresh interpreter."""
+    _await_first_output(pid, agent_fds[1], _EXEC_DEFER)
+    for fd in agent_fds:
+        os.close(fd)
+    keep = [lock_fd] + ([holder] if holder >= 0 else [])
+    _close_fds_except(keep)
+    # A supervisor ignoring SIGCHLD would make waitpid fail in the shim. The handled
+    # signals stay blocked across the exec (see _shim_start).
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for fd in keep:
+        os.set_inheritable(fd, True)
+    args = [
+        python, "-I", "-S", "-c", _BOOT, os.path.dirname(os.path.abspath(__file__)),
+        "--dir", agent_dir, "--pid", str(pid), "--lock-fd", str(lock_fd),
+        "--holder-fd", str(holder), "--started-at", repr(started_at),
+    ]  # fmt: skip
+    # The agent is starting right now: let it have the CPU first. A supervisor that
+    # mostly sleeps in waitpid loses nothing by a lower priority.
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+    os.execv(python, args)
 
 
 def _spawn_agent(
