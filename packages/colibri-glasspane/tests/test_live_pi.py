@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -195,6 +196,9 @@ def _pump(glasspane: Glasspane, proc: subprocess.Popen[bytes], until=None) -> No
     fd = proc.stdout.fileno()
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
         chunk = os.read(fd, 4096)
         if not chunk:
             return
