@@ -115,3 +115,25 @@ def test_rpc_mode(data_dir, pi_env, pi_cwd, server):
     handle.close_stdin()  # pi shuts down when stdin closes
     assert handle.wait(60).code == 0
     assert len(server.requests) == 2
+
+
+def test_json_mode_inside_the_sandbox(data_dir, pi_env, pi_cwd, server):
+    from colibri_spawner import Runtime, SandboxProvider, errors
+
+    assert PI is not None
+    install = str(Path(PI).parents[2])  # .../node_modules/.bin/pi -> the install dir
+    sandbox = SandboxProvider(ro_binds=(install,), inside_workdir="/task")
+    try:
+        sandbox.probe()
+    except errors.SandboxUnavailable as exc:
+        pytest.skip(f"bwrap: {exc}")
+    # pi's settings live in the work dir, the only place the sandbox shows it.
+    shutil.copytree(Path(pi_env["HOME"]) / ".pi" / "agent", pi_cwd / ".pi" / "agent")
+    env = {**pi_env, "HOME": "/task", "PATH": "/usr/bin:/bin"}
+    spec = pi_spec(pi=PI, session_id="pi-sbx", cwd=str(pi_cwd), env=env, mode=PiMode.JSON,
+                   prompts=["Say hello"], runtime=Runtime.SANDBOX, **_FLAGS)  # fmt: skip
+    handle = Spawner(data_dir, providers=[sandbox]).spawn(spec)
+    assert handle.wait(120).code == 0, handle.stderr_path.read_text()
+    evs = events(handle.read().lines)
+    assert evs[0]["type"] == "session" and evs[0]["cwd"] == "/task"
+    assert evs[-1]["messages"][-1]["content"][0]["text"] == REPLY  # type: ignore[index]
