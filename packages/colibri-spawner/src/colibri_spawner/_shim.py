@@ -135,7 +135,7 @@ def launch(
         data = _read_all(ready_r, timeout)
     finally:
         os.close(ready_r)
-        os.waitpid(child, 0)  # the intermediate exits right after its fork
+        _reap_intermediate(child)
     if data is None:
         # The shim is in the intermediate's process group: take it down, not the agent.
         try:
@@ -148,6 +148,17 @@ def launch(
 
     result: dict[str, Any] = json.loads(data.splitlines()[0])
     return result
+
+
+def _reap_intermediate(pid: int, timeout: float = 5.0) -> None:
+    # It exits right after its fork; bounded all the same.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return
+        time.sleep(0.001)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
 
 
 def _msg(obj: Mapping[str, Any]) -> bytes:
