@@ -29,7 +29,7 @@ def _bin(env: Path, name: str) -> Path:
 def _ensure_venv(env: Path) -> Path:
     python = _bin(env, "python")
     if not python.exists():
-        if sys.version_info < (3, 11):
+        if sys.version_info < (3, 11):  # noqa: UP036 - this script may run on an old python3
             sys.exit(f"Colibri needs Python 3.11 or newer; this is {sys.version.split()[0]}")
         print(f"creating {env.relative_to(ROOT)}", flush=True)
         venv.EnvBuilder(with_pip=True).create(env)

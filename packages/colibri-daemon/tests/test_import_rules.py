@@ -46,6 +46,9 @@ def test_store_uses_sqlalchemy_core_only() -> None:
     offenders = [
         str(path.relative_to(PACKAGES_DIR))
         for path in sorted(src.rglob("*.py"))
-        if any(m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.") for m in _imported_modules(path))
+        if any(
+            m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")
+            for m in _imported_modules(path)
+        )
     ]
     assert offenders == []

@@ -6,7 +6,7 @@ from typing import Any
 
 from colibri_daemon.errors import DaemonError
 
-__all__ = ["__version__", "DaemonError"]
+__all__ = ["DaemonError", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
