@@ -12,8 +12,10 @@ import sqlalchemy as sa
 
 import colibri_store
 from colibri_store import SchemaError, SchemaTooNew, Store, TaskStatus
+from colibri_store._migrate import script_directory
 
 VERSIONS = Path(colibri_store.__file__).parent / "_migrations" / "versions"
+HEAD = script_directory().get_current_head()
 
 # The original Colibri's DDL, written from DESIGN.md section 3 (SQLite flavour).
 ORIGINAL_DDL = [
@@ -82,7 +84,7 @@ def _tables(url: str) -> set[str]:
 
 def test_open_creates_schema_and_reopen_is_a_noop(db_url: str) -> None:
     with Store.open(db_url) as store:
-        assert store.schema_revision == "0002"
+        assert store.schema_revision == HEAD
         task = store.create_task("survives reopen")
     tables = _tables(db_url)
     assert {"tasks", "agents", "skills", "tenants", "task_dependencies", "audit_events"} <= tables
@@ -121,7 +123,7 @@ def test_original_database_is_adopted_without_loss(db_url: str, caplog) -> None:
     assert "adopting a database created by the original" in caplog.text
     if db_url.startswith("sqlite"):
         db_file = Path(db_url.removeprefix("sqlite:///"))
-        backups = list(db_file.parent.glob(f"{db_file.name}.pre-0002-*.bak"))
+        backups = list(db_file.parent.glob(f"{db_file.name}.pre-{HEAD}-*.bak"))
         assert len(backups) == 1
         with sqlite3.connect(backups[0]) as conn:
             assert conn.execute("SELECT title FROM tasks WHERE id = 1").fetchone() == ("old task",)

@@ -40,8 +40,13 @@ class TaskLifecycle(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp(prefix="colibri-stateful-"))
         self.clock = FakeClock()
         self.t = 0.0
+        # Backoff and oldest-first slots have their own tests; the model orders by priority.
         self.store = Store.open(
-            make_url(self.backend, self.tmp), clock=self.clock, lease_seconds=LEASE
+            make_url(self.backend, self.tmp),
+            clock=self.clock,
+            lease_seconds=LEASE,
+            retry_backoff=0,
+            fifo_every=0,
         )
         self.model: dict[int, M] = {}
         self.agents: dict[int, bool] = {}  # agent id -> has capability x

@@ -195,7 +195,9 @@ def test_stale_epoch_is_refused_after_the_lease_is_broken(store: Store, clock) -
     clock.advance(11)
     expired = store.expire_leases()
     assert [t.id for t in expired] == [task.id]
-    assert store.get_task(task.id).status is TaskStatus.QUEUED
+    requeued = store.get_task(task.id)
+    assert requeued.status is TaskStatus.QUEUED and requeued.not_before is not None
+    clock.advance(2)  # past the retry backoff (1 s +-10 % after a first failed attempt)
     new = store.claim(task.id, b.id)
     assert new.claim_epoch == old.claim_epoch + 1
     before = _snapshot(store)
@@ -212,6 +214,10 @@ def test_claims_rescue_overdue_leases_without_a_sweeper(store: Store, clock) -> 
     task = store.create_task("t")
     store.claim(task.id, a.id, lease_seconds=5)
     clock.advance(6)
+    # This claim expires the overdue lease itself; the task then backs off for ~1 s.
+    assert store.claim_next(a.id) is None
+    assert store.get_task(task.id).status is TaskStatus.QUEUED
+    clock.advance(2)
     again = store.claim_next(a.id)
     assert again is not None and again.id == task.id and again.claim_epoch == 2
     assert again.attempts == 1
@@ -230,13 +236,14 @@ def test_heartbeat_extends_the_lease(store: Store, clock) -> None:
     assert [t.id for t in store.expire_leases()] == [task.id]
 
 
-def test_release_counts_attempts_and_fails_at_max(store: Store) -> None:
+def test_release_counts_attempts_and_fails_at_max(store: Store, clock) -> None:
     a = store.register_agent("a")
     task = store.create_task("t", max_attempts=2)
     c = store.claim(task.id, a.id)
     r = store.release(task.id, c.claim_epoch, error="tool crashed")
     assert r.status is TaskStatus.QUEUED and r.attempts == 1 and r.agent_id is None
     assert r.last_error == "tool crashed"
+    clock.advance(2)
     c = store.claim(task.id, a.id)
     r = store.release(task.id, c.claim_epoch)
     assert r.status is TaskStatus.FAILED and r.attempts == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 from colibri_store import Store
 
@@ -34,6 +35,66 @@ def drain(url: str, agent_name: str, batch: int) -> None:
     print(json.dumps({"claimed": claimed, "errors": errors}))
 
 
+def drain_batches(url: str, agent_name: str, batch: int) -> None:
+    """claim_batch + complete_many until the board is empty."""
+    claimed: list[int] = []
+    errors: list[str] = []
+    with Store.open(url, actor=agent_name) as store:
+        agent = store.register_agent(agent_name)
+        while True:
+            try:
+                tasks = store.claim_batch(agent.id, batch, start=True)
+                if not tasks:
+                    break
+                claimed += [t.id for t in tasks]
+                outcome = store.complete_many([(t.id, t.claim_epoch) for t in tasks])
+                errors += [f"refused {r}" for r in outcome.refused]
+            except Exception as exc:
+                errors.append(repr(exc))
+                break
+    print(json.dumps({"claimed": claimed, "errors": errors}))
+
+
+def dedupe(url: str, key: str) -> None:
+    """Create the same deduplicated task; print the id we got."""
+    with Store.open(url, actor="dedupe") as store:
+        print(store.create_task("same intake", dedupe_key=key).id)
+
+
+def keyed(url: str, agent_name: str, probe_every: int) -> None:
+    """Claim tasks that share a concurrency key; report the most ever running at once."""
+    most = 0
+    done = 0
+    with Store.open(url, actor=agent_name) as store:
+        agent = store.register_agent(agent_name)
+        idle = 0
+        while idle < 50:
+            task = store.claim_next(agent.id, start=True)
+            if task is None:
+                idle += 1
+                time.sleep(0.005)
+                if not store.list_tasks(status="queued", limit=1):
+                    break
+                continue
+            idle = 0
+            running = len(store.list_tasks(status="started"))
+            most = max(most, running)
+            time.sleep(0.001 * probe_every)
+            store.complete(task.id, task.claim_epoch)
+            done += 1
+    print(json.dumps({"most": most, "done": done}))
+
+
+def batch_writer(url: str, size: int) -> None:
+    """create_tasks in batches forever, printing each committed batch's first id."""
+    with Store.open(url, actor="batch-writer") as store:
+        i = 0
+        while True:
+            ids = store.create_tasks([{"title": f"b{i} t{j}"} for j in range(size)])
+            print(ids[0], flush=True)
+            i += 1
+
+
 def writer(url: str) -> None:
     with Store.open(url, actor="writer") as store:
         agent = store.register_agent("writer-agent")
@@ -53,5 +114,13 @@ if __name__ == "__main__":
         drain(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif command == "writer":
         writer(sys.argv[2])
+    elif command == "drain_batches":
+        drain_batches(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif command == "dedupe":
+        dedupe(sys.argv[2], sys.argv[3])
+    elif command == "keyed":
+        keyed(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif command == "batch_writer":
+        batch_writer(sys.argv[2], int(sys.argv[3]))
     else:
         sys.exit(f"unknown command {command}")

@@ -70,6 +70,11 @@ class Task:
     started_at: str | None
     finished_at: str | None
     depends_on: tuple[int, ...] = ()
+    dedupe_key: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    not_before: str | None = None
+    lease_seconds: float | None = None
 
 
 @attrs.frozen

@@ -56,6 +56,12 @@ tasks = sa.Table(
     sa.Column("cost_micros", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("started_at", sa.Text, nullable=True),
     sa.Column("finished_at", sa.Text, nullable=True),
+    # revision 0003
+    sa.Column("dedupe_key", sa.Text, nullable=True),
+    sa.Column("concurrency_key", sa.Text, nullable=True),
+    sa.Column("concurrency_limit", sa.Integer, nullable=True),
+    sa.Column("not_before", sa.Text, nullable=True),
+    sa.Column("lease_seconds", sa.Float, nullable=True),
     sa.CheckConstraint(
         "status IN ('queued', 'claimed', 'started', 'done', 'failed')", name="ck_tasks_status"
     ),

@@ -24,6 +24,7 @@ import getpass
 import json
 import operator
 import os
+import random
 import socket
 import sqlite3
 import threading
@@ -33,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 
 from colibri_store import _audit, _migrate
@@ -41,6 +43,7 @@ from colibri_store._models import (
     Agent,
     AgentStatus,
     AuditEvent,
+    BatchOutcome,
     ChainReport,
     InclusionProof,
     Skill,
@@ -80,6 +83,11 @@ _PG_AUDIT_LOCK = 0x61756469  # "audi": serialises appends to the audit chain
 _EXPIRE_ON_CLAIM = 16  # overdue leases a claim rescues first, so no sweeper is needed
 _TASK_ARGS = frozenset(
     {
+        "dedupe_key",
+        "concurrency_key",
+        "concurrency_limit",
+        "not_before",
+        "lease_seconds",
         "title",
         "description",
         "required_capabilities",
@@ -90,6 +98,14 @@ _TASK_ARGS = frozenset(
     }
 )
 _SWEEP_EVERY = timedelta(seconds=1)  # ...at most this often per Store, off the hot path
+WORK_CHANNEL = "colibri_work"
+_ZERO_USAGE_PARAMS = {
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cache_read_tokens": 0,
+    "cache_write_tokens": 0,
+    "cost_micros": 0,
+}
 EXPORT_FORMAT = "colibri-store-export"
 EXPORT_VERSION = 1
 
@@ -301,6 +317,24 @@ def _requires_sql(dialect_name: str) -> Any:
     )
 
 
+def _claimable(dialect_name: str) -> tuple[Any, ...]:
+    """Conditions for a queued task to be claimable by the agent with ``:agent_caps`` now."""
+    held = tasks.alias("held")
+    under_limit = sa.or_(
+        tasks.c.concurrency_key.is_(None),
+        sa.select(sa.func.count())
+        .select_from(held)
+        .where(
+            held.c.concurrency_key == tasks.c.concurrency_key,
+            held.c.status.in_([sa.literal_column("'claimed'"), sa.literal_column("'started'")]),
+        )
+        .scalar_subquery()
+        < tasks.c.concurrency_limit,
+    )
+    due = sa.or_(tasks.c.not_before.is_(None), tasks.c.not_before <= _B("now"))
+    return (_covers_sql(dialect_name), _no_open_dependency(), due, under_limit)
+
+
 def _no_open_dependency() -> Any:
     upstream = tasks.alias("upstream")
     return ~sa.exists(
@@ -328,8 +362,50 @@ def _build_statements(
         priority=_B("priority"),
         max_attempts=_B("max_attempts"),
         session_id=_B("session_id"),
+        dedupe_key=_B("dedupe_key"),
+        concurrency_key=_B("concurrency_key"),
+        concurrency_limit=_B("concurrency_limit"),
+        not_before=_B("not_before"),
+        lease_seconds=_B("task_lease_seconds"),
     )
     s["insert_task"] = new_task.returning(*_TASK_COLS)
+    s["open_by_dedupe_key"] = sa.select(*_TASK_COLS).where(
+        tasks.c.dedupe_key == _B("dedupe_key"), _status_in("queued", "claimed", "started")
+    )
+    s["ready_exists"] = (
+        sa.select(tasks.c.id)
+        .where(
+            _status_is("queued"),
+            _no_open_dependency(),
+            sa.or_(tasks.c.not_before.is_(None), tasks.c.not_before <= _B("now")),
+        )
+        .limit(sa.literal_column("1"))
+    )
+    s["next_due"] = sa.select(sa.func.min(tasks.c.not_before)).where(
+        _status_is("queued"), tasks.c.not_before > _B("now")
+    )
+    s["active_with_key"] = (
+        sa.select(sa.func.count())
+        .select_from(tasks)
+        .where(tasks.c.concurrency_key == _B("key"), _status_in("claimed", "started"))
+    )
+    s["unclaim"] = (
+        sa.update(tasks)
+        .where(tasks.c.id == _B("id"), tasks.c.claim_epoch == _B("epoch"))
+        .values(
+            status=sa.literal_column("'queued'"),
+            agent_id=None,
+            claim_epoch=tasks.c.claim_epoch - 1,
+            lease_expires_at=None,
+            started_at=None,
+        )
+    )
+    s["set_lease"] = (
+        sa.update(tasks).where(tasks.c.id == _B("id")).values(lease_expires_at=_B("lease"))
+    )
+    s["set_not_before"] = (
+        sa.update(tasks).where(tasks.c.id == _B("id")).values(not_before=_B("not_before"))
+    )
     s["insert_task_many"] = new_task
     s["insert_task_ids"] = new_task.returning(tasks.c.id)
     s["get_task"] = sa.select(*_TASK_COLS).where(tasks.c.id == _B("id"))
@@ -372,12 +448,14 @@ def _build_statements(
 
     def claim_batch(n: int) -> Any:
         # LIMIT is a literal, not a parameter: a prepared statement with an unknown
-        # limit gets a generic plan that may sort every queued row.
+        # limit gets a generic plan that may sort every queued row. A negative n asks
+        # for the oldest-first order that keeps low priorities from starving.
+        order = (tasks.c.id,) if n < 0 else (tasks.c.priority.desc(), tasks.c.id)
         cand = (
             sa.select(tasks.c.id)
-            .where(_status_is("queued"), _covers_sql(dialect.name), _no_open_dependency())
-            .order_by(tasks.c.priority.desc(), tasks.c.id)
-            .limit(sa.literal_column(str(int(n))))
+            .where(_status_is("queued"), *_claimable(dialect.name))
+            .order_by(*order)
+            .limit(sa.literal_column(str(abs(int(n)))))
         )
         if pg:
             cand = cand.with_for_update(skip_locked=True)
@@ -390,10 +468,7 @@ def _build_statements(
         )
 
     one = sa.select(tasks.c.id).where(
-        tasks.c.id == _B("id"),
-        _status_is("queued"),
-        _covers_sql(dialect.name),
-        _no_open_dependency(),
+        tasks.c.id == _B("id"), _status_is("queued"), *_claimable(dialect.name)
     )
     s["claim_one"] = (
         sa.update(tasks)
@@ -579,6 +654,11 @@ class _Tx:
         cur.execute(q.sql, q.args(params))
         return cur
 
+    def notify(self) -> None:
+        """Wake ``wait_for_work`` callers when this transaction commits (PostgreSQL NOTIFY)."""
+        if self._conn is not None:
+            self._conn.execute(f"SELECT pg_notify('{WORK_CHANNEL}', '')")
+
     def audit(self, verb: str, subject: str, payload: Mapping[str, Any]) -> None:
         self.events.append((verb, subject, _audit.canonical_json(payload)))
 
@@ -594,6 +674,8 @@ class Store:
         actor: str,
         clock: Clock,
         sqlite_file: Path | None,
+        backoff: tuple[float, float, float] = (1.0, 300.0, 0.1),
+        fifo_every: int = 10,
     ) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
@@ -609,6 +691,11 @@ class Store:
         self.sqlite_file = sqlite_file
         self.schema_revision = ""
         self._last_sweep: datetime | None = None
+        self.backoff_base, self.backoff_cap, self.backoff_jitter = backoff
+        self.fifo_every = fifo_every
+        self._claims = 0
+        self._rng = random.Random()
+        self._waiter: Any = None
 
     # ------------------------------------------------------------ opening
 
@@ -621,6 +708,10 @@ class Store:
         busy_timeout: float = 30.0,
         actor: str | None = None,
         clock: Clock | None = None,
+        retry_backoff: float = 1.0,
+        retry_backoff_cap: float = 300.0,
+        retry_jitter: float = 0.1,
+        fifo_every: int = 10,
     ) -> Store:
         """Open (creating and migrating as needed) the store at ``url``.
 
@@ -630,8 +721,21 @@ class Store:
         ``lease_seconds`` is the default claim lease; ``busy_timeout`` how long a
         SQLite writer waits for the lock; ``actor`` names who acts in the audit log
         (default ``user@host``); ``clock`` returns aware datetimes (tests inject one).
+        A released or expired task waits ``retry_backoff * 2**(attempts-1)`` seconds
+        (at most ``retry_backoff_cap``, spread by +-``retry_jitter``) before it is
+        claimable again; 0 disables the backoff. One claim in ``fifo_every`` takes
+        the oldest ready task whatever its priority, so low priorities never starve.
         """
         _check_lease(lease_seconds)
+        for name, value in (
+            ("retry_backoff", retry_backoff),
+            ("retry_backoff_cap", retry_backoff_cap),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise InvalidInput(name, f"must be a non-negative number of seconds, not {value!r}")
+        if not (isinstance(retry_jitter, int | float) and 0 <= retry_jitter < 1):
+            raise InvalidInput("retry_jitter", "must be a fraction in [0, 1)")
+        _check_int("fifo_every", fifo_every, low=0, high=1_000_000)
         if not (isinstance(busy_timeout, int | float) and busy_timeout > 0):
             raise InvalidInput("busy_timeout", "must be a positive number of seconds")
         resolved = resolve_url(url)
@@ -669,6 +773,8 @@ class Store:
             actor=actor or _default_actor(),
             clock=clock or _utcnow,
             sqlite_file=sqlite_file,
+            backoff=(float(retry_backoff), float(retry_backoff_cap), float(retry_jitter)),
+            fifo_every=fifo_every,
         )
         try:
             store.schema_revision = _migrate.upgrade(engine, sqlite_file)
@@ -694,6 +800,10 @@ class Store:
         """Close every connection this store opened."""
         with self._lock:
             self._closed = True
+            if self._waiter is not None:
+                with contextlib.suppress(Exception):
+                    self._waiter.close()
+                self._waiter = None
             for conn in self._connections:
                 with contextlib.suppress(Exception):
                     conn.close()
@@ -868,6 +978,11 @@ class Store:
         max_attempts: int = 3,
         depends_on: Iterable[int] = (),
         session_id: str | None = None,
+        dedupe_key: str | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
+        not_before: datetime | None = None,
+        lease_seconds: float | None = None,
     ) -> Task:
         """Queue a new task and return it. Durable when this returns.
 
@@ -875,13 +990,41 @@ class Store:
         ``priority``: higher is claimed first (then older first).
         ``max_attempts``: attempts before a released or expired task fails.
         ``depends_on``: ids of tasks that must be ``done`` before this one is ready.
+        ``dedupe_key``: while a task with this key is queued, claimed or started,
+        creating another returns that task instead (an idempotent intake).
+        ``concurrency_key``/``concurrency_limit``: at most ``limit`` tasks sharing the
+        key are claimed or started at once (default limit 1).
+        ``not_before``: not claimable before this moment. ``lease_seconds``: this
+        task's lease, instead of the store's default.
         """
         row = self._task_params(
-            title, description, required_capabilities, priority, max_attempts, session_id
+            title,
+            description,
+            required_capabilities,
+            priority,
+            max_attempts,
+            session_id,
+            dedupe_key,
+            concurrency_key,
+            concurrency_limit,
+            not_before,
+            lease_seconds,
         )
         deps = self._check_dep_ids(depends_on)
-        with self._write() as tx:
-            return self._insert_task(tx, row, deps)
+        for attempt in range(3):
+            try:
+                with self._write() as tx:
+                    if row["dedupe_key"] is not None:
+                        found = tx.run("open_by_dedupe_key", row).fetchall()
+                        if found:
+                            return _task(found[0])
+                    return self._insert_task(tx, row, deps)
+            except Conflict:
+                # Another process inserted the same dedupe key between our look and our
+                # insert (PostgreSQL): look again, in a new transaction.
+                if row["dedupe_key"] is None or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def create_tasks(self, items: Iterable[Mapping[str, Any]]) -> list[int]:
         """Queue many tasks in one transaction; each item takes ``create_task``'s arguments.
@@ -903,6 +1046,11 @@ class Store:
                     item.get("priority", 0),
                     item.get("max_attempts", 3),
                     item.get("session_id"),
+                    item.get("dedupe_key"),
+                    item.get("concurrency_key"),
+                    item.get("concurrency_limit"),
+                    item.get("not_before"),
+                    item.get("lease_seconds"),
                 )
                 deps = self._check_dep_ids(item.get("depends_on", ()))
             except InvalidInput as exc:
@@ -913,7 +1061,22 @@ class Store:
         if not prepared:
             raise InvalidInput("items", "is empty; give at least one task")
         with self._write() as tx:
+            if any(row["dedupe_key"] is not None for row, _ in prepared):
+                return self._insert_tasks_deduped(tx, prepared)
             return self._insert_tasks(tx, prepared)
+
+    def _insert_tasks_deduped(
+        self, tx: _Tx, prepared: list[tuple[dict[str, Any], tuple[int, ...]]]
+    ) -> list[int]:
+        ids = []
+        for row, deps in prepared:
+            found = (
+                tx.run("open_by_dedupe_key", row).fetchall()
+                if row["dedupe_key"] is not None
+                else []
+            )
+            ids.append(found[0][0] if found else self._insert_task(tx, row, deps).id)
+        return ids
 
     def _task_params(
         self,
@@ -923,7 +1086,20 @@ class Store:
         priority: Any,
         max_attempts: Any,
         session_id: Any,
+        dedupe_key: Any = None,
+        concurrency_key: Any = None,
+        concurrency_limit: Any = None,
+        not_before: Any = None,
+        lease_seconds: Any = None,
     ) -> dict[str, Any]:
+        if concurrency_limit is not None:
+            _check_int("concurrency_limit", concurrency_limit, low=1, high=1_000_000)
+            if concurrency_key is None:
+                raise InvalidInput("concurrency_limit", "needs a concurrency_key")
+        elif concurrency_key is not None:
+            concurrency_limit = 1
+        if not_before is not None and not isinstance(not_before, datetime):
+            raise InvalidInput("not_before", "must be a timezone-aware datetime")
         if required_capabilities == () or required_capabilities == []:
             caps_json = "[]"
         else:
@@ -936,6 +1112,15 @@ class Store:
             "priority": _check_int("priority", priority, low=-1_000_000, high=1_000_000),
             "max_attempts": _check_int("max_attempts", max_attempts, low=1, high=1000),
             "session_id": _check_text("session_id", session_id, limit=MAX_NAME, required=False),
+            "dedupe_key": _check_text("dedupe_key", dedupe_key, limit=MAX_NAME, required=False)
+            or None,
+            "concurrency_key": _check_text(
+                "concurrency_key", concurrency_key, limit=MAX_NAME, required=False
+            )
+            or None,
+            "concurrency_limit": concurrency_limit,
+            "not_before": format_time(not_before) if not_before is not None else None,
+            "task_lease_seconds": None if lease_seconds is None else _check_lease(lease_seconds),
         }
 
     @staticmethod
@@ -959,6 +1144,7 @@ class Store:
         if deps:
             payload["depends_on"] = list(deps)
         tx.audit("create", f"task:{task_id}", payload)
+        tx.notify()
         return task
 
     def _check_deps_exist(self, tx: _Tx, deps: Iterable[int]) -> None:
@@ -1007,6 +1193,7 @@ class Store:
             f"task:{ids[0]}" if len(ids) == 1 else f"tasks:{ids[0]}..{ids[-1]}",
             {"ids": ids, "titles": [row["title"] for row, _ in prepared]},
         )
+        tx.notify()
         return ids
 
     def add_dependency(self, task_id: int, depends_on: int) -> Task:
@@ -1157,9 +1344,13 @@ class Store:
             ).fetchall()
             if not rows:
                 raise self._why_not_claimable(tx, task_id, caps)
-            task = _task(rows[0])
-            self._audit_claims(tx, [task], agent_id, start)
-        return task
+            claimed = self._settle_claims(tx, [_task(rows[0])], lease_seconds)
+            if not claimed:
+                raise Conflict(
+                    f"task {task_id} is not claimable: its concurrency key is at its limit"
+                )
+            self._audit_claims(tx, claimed, agent_id, start)
+        return claimed[0]
 
     def claim_next(
         self, agent_id: int, *, lease_seconds: float | None = None, start: bool = False
@@ -1187,9 +1378,11 @@ class Store:
                 if room <= 0:
                     raise AtCapacity(agent_id, self._max_tasks(tx, agent_id))
                 n = min(n, room)
+            self._claims += 1
+            oldest_first = bool(self.fifo_every) and self._claims % self.fifo_every == 0
             rows = tx.run_sized(
                 "claim_batch",
-                n,
+                -n if oldest_first else n,
                 self._claim_params(
                     tx,
                     task_id=None,
@@ -1202,8 +1395,43 @@ class Store:
             ).fetchall()
             claimed = [_task(r) for r in rows]
             if len(claimed) > 1:
-                claimed.sort(key=lambda t: (-t.priority, t.id))
+                claimed.sort(key=lambda t: (t.id,) if oldest_first else (-t.priority, t.id))
+            claimed = self._settle_claims(tx, claimed, lease_seconds)
             self._audit_claims(tx, claimed, agent_id, start)
+        return claimed
+
+    def _settle_claims(
+        self, tx: _Tx, claimed: list[Task], lease_seconds: float | None
+    ) -> list[Task]:
+        """Enforce concurrency limits and per-task leases on rows just claimed.
+
+        The claim statement filters on each key's limit, but tasks sharing a key can
+        arrive in one batch, and on PostgreSQL concurrent transactions cannot see each
+        other's uncommitted claims. So, per key (in sorted order, under an advisory
+        lock on PostgreSQL), count the claimed and started tasks now visible, ours
+        included, and give back the surplus, lowest priority first.
+        """
+        keyed = [t for t in claimed if t.concurrency_key is not None]
+        if keyed:
+            dropped: set[int] = set()
+            for key in sorted({t.concurrency_key for t in keyed if t.concurrency_key}):
+                if not self._sqlite:
+                    tx.cur.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s))", ("colibri-ck:" + key,)
+                    )
+                mine = [t for t in keyed if t.concurrency_key == key]
+                limit = min(t.concurrency_limit or 1 for t in mine)
+                active = tx.run("active_with_key", {"key": key}).fetchall()[0][0]
+                for task in reversed(mine[len(mine) - max(0, active - limit) :]):
+                    tx.run("unclaim", {"id": task.id, "epoch": task.claim_epoch})
+                    dropped.add(task.id)
+            claimed = [t for t in claimed if t.id not in dropped]
+        if lease_seconds is None:
+            for index, task in enumerate(claimed):
+                if task.lease_seconds is not None:
+                    lease = self._lease_until(tx.now, task.lease_seconds)
+                    tx.run("set_lease", {"id": task.id, "lease": lease})
+                    claimed[index] = attrs.evolve(task, lease_expires_at=lease)
         return claimed
 
     def _claim_params(
@@ -1280,7 +1508,9 @@ class Store:
         """Renew the lease of a claimed or started task held with ``epoch``."""
         return self._fenced("heartbeat", task_id, epoch, {"lease_seconds": lease_seconds})
 
-    extend_lease = heartbeat
+    def extend_lease(self, task_id: int, epoch: int, seconds: float) -> Task:
+        """Push the lease of a claimed or started task to ``seconds`` from now (long work)."""
+        return self._fenced("heartbeat", task_id, epoch, {"lease_seconds": _check_lease(seconds)})
 
     def complete(
         self,
@@ -1326,10 +1556,120 @@ class Store:
             if not rows:
                 raise self._why_refused(tx, action, task_id, epoch)
             task = _task(rows[0])
-            if action in ("release",):
+            if action in ("start", "heartbeat") and lease_seconds is None and task.lease_seconds:
+                lease = self._lease_until(tx.now, task.lease_seconds)
+                tx.run("set_lease", {"id": task.id, "lease": lease})
+                task = attrs.evolve(task, lease_expires_at=lease)
+                payload["lease_expires_at"] = lease
+            if action == "release":
+                [task] = self._back_off(tx, [task])
                 payload["to"] = task.status.value
+                if task.not_before:
+                    payload["not_before"] = task.not_before
+            if action in ("release", "complete"):
+                tx.notify()  # queued again, or dependents may now be ready
             tx.audit(action, f"task:{task_id}", payload)
         return task
+
+    def _back_off(self, tx: _Tx, requeued: list[Task]) -> list[Task]:
+        """Delay re-queued tasks: base * 2**(attempts-1), capped, with jitter."""
+        if not self.backoff_base:
+            return requeued
+        out = []
+        for task in requeued:
+            if task.status is TaskStatus.QUEUED and task.attempts > 0:
+                delay = min(self.backoff_cap, self.backoff_base * 2 ** min(task.attempts - 1, 60))
+                delay *= 1 + self.backoff_jitter * self._rng.uniform(-1.0, 1.0)
+                not_before = format_time(tx.now + timedelta(seconds=delay))
+                tx.run("set_not_before", {"id": task.id, "not_before": not_before})
+                task = attrs.evolve(task, not_before=not_before)
+            out.append(task)
+        return out
+
+    def complete_many(self, items: Iterable[Sequence[Any]]) -> BatchOutcome:
+        """Complete many started tasks in one transaction, each judged on its own.
+
+        An item is ``(task_id, epoch)`` or ``(task_id, epoch, result)``. Items with a
+        stale epoch or an illegal transition are refused and reported with the
+        reason; the others are applied, each with its own audit event.
+        """
+        checked = self._batch_items("complete_many", items, "result")
+        return self._apply_many("complete", checked, "result")
+
+    def fail_many(self, items: Iterable[Sequence[Any]]) -> BatchOutcome:
+        """Fail many claimed or started tasks in one transaction; ``(task_id, epoch[, error])``."""
+        checked = self._batch_items("fail_many", items, "error")
+        return self._apply_many("fail", checked, "error")
+
+    def _batch_items(
+        self, name: str, items: Iterable[Sequence[Any]], extra: str
+    ) -> list[tuple[int, int, Any]]:
+        if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+            raise InvalidInput(name, "must be a list of (task_id, epoch[, ...]) items")
+        checked: list[tuple[int, int, Any]] = []
+        seen: set[int] = set()
+        for index, item in enumerate(items):
+            if (
+                isinstance(item, str | bytes)
+                or not isinstance(item, Sequence)
+                or len(item) not in (2, 3)
+            ):
+                raise InvalidInput(
+                    f"{name}[{index}]", f"must be (task_id, epoch) or (task_id, epoch, {extra})"
+                )
+            task_id = _check_id(f"{name}[{index}].task_id", item[0])
+            epoch = _check_int(f"{name}[{index}].epoch", item[1], low=0, high=2**62)
+            if task_id in seen:
+                raise InvalidInput(f"{name}[{index}]", f"task {task_id} appears twice in one batch")
+            seen.add(task_id)
+            value = item[2] if len(item) == 3 else None
+            if extra == "result":
+                value = _result_json(value)
+            else:
+                value = _check_text("error", value, limit=MAX_TEXT, required=False)
+            checked.append((task_id, epoch, value))
+        if not checked:
+            raise InvalidInput(name, "is empty; give at least one item")
+        if len(checked) > 1000:
+            raise InvalidInput(name, f"has {len(checked)} items; the limit is 1000")
+        return checked
+
+    def _apply_many(
+        self, action: str, checked: list[tuple[int, int, Any]], extra: str
+    ) -> BatchOutcome:
+        applied: list[int] = []
+        refused: list[tuple[int, str]] = []
+        with self._write() as tx:
+            now = tx.stamp()
+            q = self._q[action]
+            params = []
+            for task_id, epoch, value in checked:
+                p = {"id": task_id, "epoch": epoch, "now": now, extra: value}
+                if action == "complete":
+                    p.update(_ZERO_USAGE_PARAMS)
+                params.append(q.args(p))
+            if self._sqlite:
+                results = []
+                for p in params:
+                    tx.cur.execute(q.sql, p)
+                    results.append(tx.cur.fetchall())
+            else:
+                cur = tx.cur
+                cur.executemany(q.sql, params, returning=True)
+                results = []
+                while True:
+                    results.append(cur.fetchall())
+                    if not cur.nextset():
+                        break
+            for (task_id, epoch, _), rows in zip(checked, results, strict=True):
+                if rows:
+                    applied.append(task_id)
+                    tx.audit(action, f"task:{task_id}", {"epoch": epoch})
+                else:
+                    refused.append((task_id, str(self._why_refused(tx, action, task_id, epoch))))
+            if applied and action == "complete":
+                tx.notify()
+        return BatchOutcome(tuple(applied), tuple(refused))
 
     def _why_refused(self, tx: _Tx, action: str, task_id: int, epoch: int) -> StoreError:
         rows = tx.run("get_task", {"id": task_id}).fetchall()
@@ -1351,6 +1691,7 @@ class Store:
                     raise NotFound("task", task_id)
                 raise InvalidTransition("task", task_id, _task(current[0]).status.value, "retry")
             tx.audit("retry", f"task:{task_id}", {})
+            tx.notify()
         return _task(rows[0])
 
     def expire_leases(self, now: datetime | None = None, *, limit: int = 10_000) -> list[Task]:
@@ -1365,12 +1706,76 @@ class Store:
         rows = tx.run_sized(
             "expire", limit, {"now": tx.stamp(), "error": "lease expired"}
         ).fetchall()
-        expired = [_task(r) for r in rows]
+        if not rows:
+            return []
+        expired = self._back_off(tx, [_task(r) for r in rows])
+        tx.notify()
         for task in sorted(expired, key=lambda t: t.id):
             tx.audit(
                 "expire", f"task:{task.id}", {"epoch": task.claim_epoch, "to": task.status.value}
             )
         return expired
+
+    # ------------------------------------------------------------ wake-ups
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until ready work may exist (True) or ``timeout`` seconds pass (False).
+
+        It returns at once when a ready task exists. Otherwise, on PostgreSQL it
+        sleeps on ``LISTEN colibri_work``, which every transaction that creates,
+        re-queues or completes a task notifies; on SQLite it watches
+        ``PRAGMA data_version`` (which changes when another connection commits;
+        no table is read) every 5 ms and looks for ready work after each change.
+        A task scheduled for later (``not_before``) wakes it when due. A True is a
+        hint, not a reservation: another worker may claim the task first.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise InvalidInput(
+                "timeout", f"must be a non-negative number of seconds, not {timeout!r}"
+            )
+        deadline = time.monotonic() + timeout
+        waiter = self._work_waiter()
+        while True:
+            if self._ready_now():
+                return True
+            remaining = deadline - time.monotonic()
+            due = self._seconds_to_next_due()
+            if due is not None and due <= 0:
+                continue
+            budget = remaining if due is None else min(remaining, due)
+            if remaining <= 0:
+                return False
+            if self._sqlite:
+                woke = _watch_data_version(waiter, budget)
+            else:
+                woke = any(True for _ in waiter.notifies(timeout=budget, stop_after=1))
+            if not woke and due is None and time.monotonic() >= deadline:
+                return False
+
+    def _work_waiter(self) -> Any:
+        if self._waiter is None:
+            pooled = self._engine.raw_connection()
+            conn: Any = pooled.driver_connection
+            if self._sqlite:
+                conn.execute("PRAGMA data_version").fetchone()
+            else:
+                conn.autocommit = True
+                conn.execute(f"LISTEN {WORK_CHANNEL}")
+            self._waiter = conn
+            with self._lock:
+                self._connections.append(pooled)
+        return self._waiter
+
+    def _ready_now(self) -> bool:
+        return bool(self._fetch("ready_exists", {"now": format_time(self._now())}))
+
+    def _seconds_to_next_due(self) -> float | None:
+        now = self._now()
+        rows = self._fetch("next_due", {"now": format_time(now)})
+        if not rows or rows[0][0] is None:
+            return None
+        due = datetime.strptime(rows[0][0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return (due - now).total_seconds()
 
     # ------------------------------------------------------------ agents
 
@@ -1786,6 +2191,17 @@ def _retry_busy(action: Callable[[], Any], timeout: float) -> None:
             time.sleep(0.01)
 
 
+def _watch_data_version(conn: sqlite3.Connection, budget: float) -> bool:
+    """Wait up to ``budget`` seconds for another connection's commit; True if one came."""
+    deadline = time.monotonic() + budget
+    start = conn.execute("PRAGMA data_version").fetchone()[0]
+    while time.monotonic() < deadline:
+        time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
+        if conn.execute("PRAGMA data_version").fetchone()[0] != start:
+            return True
+    return False
+
+
 def _is_integrity_error(exc: BaseException) -> bool:
     return type(exc).__name__ in {
         "IntegrityError",
@@ -1826,6 +2242,11 @@ def _task(row: Sequence[Any], deps: tuple[int, ...] = ()) -> Task:
         started_at=row[i["started_at"]],
         finished_at=row[i["finished_at"]],
         depends_on=deps,
+        dedupe_key=row[i["dedupe_key"]],
+        concurrency_key=row[i["concurrency_key"]],
+        concurrency_limit=row[i["concurrency_limit"]],
+        not_before=row[i["not_before"]],
+        lease_seconds=row[i["lease_seconds"]],
     )
 
 
