@@ -77,8 +77,14 @@ def test_a_writer_killed_mid_run_loses_no_committed_write(db_url: str) -> None:
         assert set(committed) <= present
         report = store.verify_chain()
         assert report.ok, report.problem
-        # whatever was in flight is either wholly there or wholly absent
+        # Each transaction is wholly there or wholly absent: a task killed between its
+        # claim and its completion is started (with its claim's audit event), never
+        # half-written. At most the last task can be in that state.
+        in_flight = [t for t in store.list_tasks() if t.status is TaskStatus.STARTED]
+        assert len(in_flight) <= 1
         for task in store.list_tasks():
-            assert task.status in (TaskStatus.QUEUED, TaskStatus.DONE)
+            assert task.status in (TaskStatus.QUEUED, TaskStatus.STARTED, TaskStatus.DONE)
+        claims = {e.subject for e in store.audit_events() if e.verb == "claim"}
+        assert all(f"task:{t.id}" in claims for t in in_flight)
         if store.backend == "sqlite":
             assert store._cursor().execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -7,6 +7,7 @@ python workers.py writer URL                   -> prints each committed task id,
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -35,12 +36,22 @@ def drain(url: str, agent_name: str, batch: int) -> None:
     print(json.dumps({"claimed": claimed, "errors": errors}))
 
 
-def drain_batches(url: str, agent_name: str, batch: int) -> None:
-    """claim_batch + complete_many until the board is empty."""
+def drain_batches(url: str, agent_name: str, batch: int, go_file: str | None = None) -> None:
+    """claim_batch + complete_many until the board is empty.
+
+    With ``go_file``: print "ready", wait for that file, and report the wall-clock
+    start and end of the drain itself (benchmarks exclude interpreter start-up).
+    """
     claimed: list[int] = []
     errors: list[str] = []
     with Store.open(url, actor=agent_name) as store:
         agent = store.register_agent(agent_name)
+        if go_file:
+            print("ready", flush=True)
+            deadline = time.monotonic() + 120
+            while not os.path.exists(go_file) and time.monotonic() < deadline:
+                time.sleep(0.001)
+        started = time.time()
         while True:
             try:
                 tasks = store.claim_batch(agent.id, batch, start=True)
@@ -52,7 +63,8 @@ def drain_batches(url: str, agent_name: str, batch: int) -> None:
             except Exception as exc:
                 errors.append(repr(exc))
                 break
-    print(json.dumps({"claimed": claimed, "errors": errors}))
+        ended = time.time()
+    print(json.dumps({"claimed": claimed, "errors": errors, "started": started, "ended": ended}))
 
 
 def dedupe(url: str, key: str) -> None:
@@ -115,7 +127,7 @@ if __name__ == "__main__":
     elif command == "writer":
         writer(sys.argv[2])
     elif command == "drain_batches":
-        drain_batches(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        drain_batches(sys.argv[2], sys.argv[3], int(sys.argv[4]), *sys.argv[5:6])
     elif command == "dedupe":
         dedupe(sys.argv[2], sys.argv[3])
     elif command == "keyed":

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -28,6 +29,7 @@ def canonical_json(value: Any) -> str:
 _PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*')
 
 
+@functools.lru_cache(maxsize=4096)
 def _json_str(value: str) -> str:
     # Plain ASCII needs no escaping: skip json.dumps on the hot path.
     if _PLAIN.fullmatch(value):

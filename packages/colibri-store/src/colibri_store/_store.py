@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import getpass
 import json
 import operator
@@ -659,6 +660,10 @@ class _Tx:
         if self._conn is not None:
             self._conn.execute(f"SELECT pg_notify('{WORK_CHANNEL}', '')")
 
+    def audit_json(self, verb: str, subject: str, payload_json: str) -> None:
+        """Record an event whose payload is already canonical JSON (hot paths)."""
+        self.events.append((verb, subject, payload_json))
+
     def audit(self, verb: str, subject: str, payload: Mapping[str, Any]) -> None:
         self.events.append((verb, subject, _audit.canonical_json(payload)))
 
@@ -676,6 +681,7 @@ class Store:
         sqlite_file: Path | None,
         backoff: tuple[float, float, float] = (1.0, 300.0, 0.1),
         fifo_every: int = 10,
+        busy_timeout: float = 30.0,
     ) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
@@ -696,6 +702,7 @@ class Store:
         self._claims = 0
         self._rng = random.Random()
         self._waiter: Any = None
+        self._busy_timeout = busy_timeout
 
     # ------------------------------------------------------------ opening
 
@@ -775,6 +782,7 @@ class Store:
             sqlite_file=sqlite_file,
             backoff=(float(retry_backoff), float(retry_backoff_cap), float(retry_jitter)),
             fifo_every=fifo_every,
+            busy_timeout=float(busy_timeout),
         )
         try:
             store.schema_revision = _migrate.upgrade(engine, sqlite_file)
@@ -800,10 +808,7 @@ class Store:
         """Close every connection this store opened."""
         with self._lock:
             self._closed = True
-            if self._waiter is not None:
-                with contextlib.suppress(Exception):
-                    self._waiter.close()
-                self._waiter = None
+            self._waiter = None  # its pooled wrapper is in _connections
             for conn in self._connections:
                 with contextlib.suppress(Exception):
                     conn.close()
@@ -841,6 +846,7 @@ class Store:
             conn = pooled.driver_connection
             if not self._sqlite:
                 conn.autocommit = True  # we send BEGIN/COMMIT ourselves
+
             self._local.conn = conn
             self._local.pooled = pooled
             self._local.cur = conn.cursor()
@@ -873,7 +879,10 @@ class Store:
         pipeline = contextlib.nullcontext() if self._sqlite else self._conn().pipeline()
         try:
             with pipeline:
-                cur.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+                if self._sqlite:
+                    self._begin_immediate(cur)
+                else:
+                    cur.execute("BEGIN")
                 tx = _Tx(self, cur, self._now())
                 yield tx
                 if tx.events:
@@ -887,6 +896,18 @@ class Store:
             if _is_integrity_error(exc):
                 raise Conflict(f"the database refused the change: {exc}") from exc
             raise
+
+    def _begin_immediate(self, cur: Any) -> None:
+        """Take SQLite's write lock; the connection's busy handler waits for it."""
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise StoreError(
+                f"the database stayed locked by another writer for {self._busy_timeout:g} s "
+                "(busy_timeout); is a process stuck holding a transaction?"
+            ) from None
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Any]:
@@ -1472,15 +1493,16 @@ class Store:
         return int(_agent(tx.run("get_agent", {"id": agent_id}).fetchall()[0]).max_tasks or 0)
 
     def _audit_claims(self, tx: _Tx, claimed: list[Task], agent_id: int, start: bool) -> None:
+        # Canonical JSON (sorted keys, no spaces) built directly: this runs per claimed
+        # task. The lease is our own fixed-width timestamp, which needs no escaping.
+        tail = ',"started":true}' if start else "}"
         for task in claimed:
-            payload: dict[str, Any] = {
-                "agent_id": agent_id,
-                "epoch": task.claim_epoch,
-                "lease_expires_at": task.lease_expires_at,
-            }
-            if start:
-                payload["started"] = True
-            tx.audit("claim", f"task:{task.id}", payload)
+            tx.audit_json(
+                "claim",
+                f"task:{task.id}",
+                f'{{"agent_id":{agent_id},"epoch":{task.claim_epoch},'
+                f'"lease_expires_at":"{task.lease_expires_at}"{tail}',
+            )
 
     def _why_not_claimable(self, tx: _Tx, task_id: int, caps: tuple[str, ...]) -> StoreError:
         rows = tx.run("get_task", {"id": task_id}).fetchall()
@@ -1641,30 +1663,18 @@ class Store:
         refused: list[tuple[int, str]] = []
         with self._write() as tx:
             now = tx.stamp()
-            q = self._q[action]
-            params = []
-            for task_id, epoch, value in checked:
-                p = {"id": task_id, "epoch": epoch, "now": now, extra: value}
-                if action == "complete":
-                    p.update(_ZERO_USAGE_PARAMS)
-                params.append(q.args(p))
-            if self._sqlite:
-                results = []
-                for p in params:
-                    tx.cur.execute(q.sql, p)
-                    results.append(tx.cur.fetchall())
-            else:
-                cur = tx.cur
-                cur.executemany(q.sql, params, returning=True)
-                results = []
-                while True:
-                    results.append(cur.fetchall())
-                    if not cur.nextset():
-                        break
-            for (task_id, epoch, _), rows in zip(checked, results, strict=True):
-                if rows:
+            # One statement for the whole batch: the items as a VALUES list, each row
+            # updated only if its epoch and status still allow it; RETURNING says which.
+            sql = _batch_update_sql(action, len(checked), sqlite=self._sqlite)
+            args: list[Any] = [v for item in checked for v in item]
+            args += [now, now]
+            cur = tx.cur
+            cur.execute(sql, args)
+            done = {row[0] for row in cur.fetchall()}
+            for task_id, epoch, _ in checked:
+                if task_id in done:
                     applied.append(task_id)
-                    tx.audit(action, f"task:{task_id}", {"epoch": epoch})
+                    tx.audit_json(action, f"task:{task_id}", f'{{"epoch":{epoch}}}')
                 else:
                     refused.append((task_id, str(self._why_refused(tx, action, task_id, epoch))))
             if applied and action == "complete":
@@ -2189,6 +2199,44 @@ def _retry_busy(action: Callable[[], Any], timeout: float) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+@functools.lru_cache(maxsize=64)
+def _batch_update_sql(action: str, n: int, *, sqlite: bool) -> str:
+    """``UPDATE tasks ... FROM`` a VALUES list of (id, epoch, result or error) items."""
+    if sqlite:
+        row, column = "(?, ?, ?)", ("column1", "column2", "column3")
+        now = "?"
+        recheck = "+tasks.status"
+    else:
+        row, column = "(%s::integer, %s::integer, %s::text)", ("id", "epoch", "value")
+        now = "%s"
+        recheck = "tasks.status"
+    values = ", ".join([row] * n)
+    items = f"(VALUES {values})" + ("" if sqlite else " AS items_v(id, epoch, value)")
+    cid, cepoch, cvalue = column
+    value_of = f"(SELECT {cvalue} FROM items WHERE items.{cid} = tasks.id)"
+    if action == "complete":
+        assignments = (
+            f"status = 'done', lease_expires_at = NULL, result = {value_of}, "
+            "input_tokens = 0, output_tokens = 0, cache_read_tokens = 0, "
+            "cache_write_tokens = 0, cost_micros = 0, "
+            f"finished_at = {now}, updated_at = {now}"
+        )
+        allowed = "('started')"
+    else:
+        assignments = (
+            f"status = 'failed', attempts = attempts + 1, lease_expires_at = NULL, "
+            f"last_error = {value_of}, finished_at = {now}, updated_at = {now}"
+        )
+        allowed = "('claimed', 'started')"
+    head = f"WITH items AS (SELECT * FROM {items}) " if not sqlite else f"WITH items AS {items} "
+    return (
+        f"{head}UPDATE tasks SET {assignments} "
+        f"WHERE tasks.id IN (SELECT {cid} FROM items) "
+        f"AND tasks.claim_epoch = (SELECT {cepoch} FROM items WHERE items.{cid} = tasks.id) "
+        f"AND {recheck} IN {allowed} RETURNING tasks.id"
+    )
 
 
 def _watch_data_version(conn: sqlite3.Connection, budget: float) -> bool:

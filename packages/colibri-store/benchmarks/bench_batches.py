@@ -1,0 +1,217 @@
+"""Batch drains and wake-ups (issue 7), each against a same-run baseline.
+
+- SQLite drain, claim_batch(100) + complete_many, audit included, vs raw sqlite3
+  one-task claim + ack (target >= 3x)
+- PostgreSQL drain, the same, vs raw psycopg one-task SKIP LOCKED claim + ack, same
+  server and settings (target >= 5x)
+- 4 processes draining in batches vs 1 process (targets >= 1x SQLite, >= 2x PostgreSQL)
+- create -> a waiting wait_for_work returns: p50 and p99 on both backends (reported)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from _bench import ACK_SQL, CLAIM_SQL, INSERT_SQL, NOW, compare, raw_sqlite, report, tmpdir
+from bench_postgres import RAW_ACK, RAW_CLAIM, RAW_INSERT
+from pgserver import PgServer, find_bindir
+
+from colibri_store import Store
+
+N = 4000
+PROCESS_TASKS = 20_000
+BATCH = 100
+WORKERS_SCRIPT = Path(__file__).resolve().parents[1] / "tests" / "workers.py"
+
+
+def store_batch_drain(store: Store, agent_id: int, n: int) -> int:
+    store.create_tasks([{"title": f"t{i}"} for i in range(n)])
+    done = 0
+    while tasks := store.claim_batch(agent_id, BATCH, start=True):
+        outcome = store.complete_many([(t.id, t.claim_epoch) for t in tasks])
+        done += len(outcome.applied)
+    return done
+
+
+def processes_drain(url: str, workers: int, total: int) -> float:
+    """Tasks per second of ``workers`` processes draining one board, start-up excluded."""
+    with Store.open(url) as s:
+        s.create_tasks([{"title": f"t{i}"} for i in range(total)])
+    env = {**os.environ, "PYTHONPATH": str(WORKERS_SCRIPT.parent)}
+    go = tmpdir() / "go"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(WORKERS_SCRIPT),
+                "drain_batches",
+                url,
+                f"w{i}",
+                str(BATCH),
+                str(go),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(workers)
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    go.touch()
+    results = []
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        results.append(json.loads(out))
+    claimed = sum(len(r["claimed"]) for r in results)
+    assert claimed == total, (claimed, total)
+    return total / (max(r["ended"] for r in results) - min(r["started"] for r in results))
+
+
+def wake_latency(url: str, samples: int = 40) -> tuple[float, float]:
+    """Milliseconds from create_task's return to a waiting wait_for_work's return."""
+    waiter = Store.open(url)
+    producer = Store.open(url)
+    agent = waiter.register_agent("waiter")
+    latencies = []
+
+    def wait(ready: threading.Event, woke: list[float]) -> None:
+        ready.set()
+        if waiter.wait_for_work(10):
+            woke.append(time.perf_counter())
+
+    try:
+        for i in range(samples):
+            woke: list[float] = []
+            ready = threading.Event()
+            thread = threading.Thread(target=wait, args=(ready, woke))
+            thread.start()
+            ready.wait()
+            time.sleep(0.02)  # let it block
+            producer.create_task(f"wake {i}")
+            created = time.perf_counter()
+            thread.join(timeout=15)
+            assert woke, "wait_for_work did not wake"
+            latencies.append(max(0.0, woke[0] - created) * 1000)
+            task = waiter.claim_next(agent.id, start=True)
+            assert task is not None
+            waiter.complete(task.id, task.claim_epoch)
+    finally:
+        waiter.close()
+        producer.close()
+    latencies.sort()
+    return statistics.median(latencies), latencies[int(0.99 * (len(latencies) - 1))]
+
+
+def sqlite_figures() -> None:
+    path = tmpdir() / "batch.sqlite"
+    store = Store.open(f"sqlite:///{path}", actor="bench")
+    agent = store.register_agent("bench")
+    raw_path = path.with_name("raw.sqlite")
+    Store.open(f"sqlite:///{raw_path}").close()
+    raw = raw_sqlite(raw_path)
+    raw.execute("INSERT INTO agents (name, created_at) VALUES ('bench', ?)", (NOW,))
+
+    def raw_one_by_one() -> int:
+        n = N // 4  # the one-task baseline is slow; fewer tasks, same rate
+        raw.execute("BEGIN IMMEDIATE")
+        raw.executemany(INSERT_SQL, [(f"t{i}", NOW, NOW) for i in range(n)])
+        raw.execute("COMMIT")
+        done = 0
+        while True:
+            raw.execute("BEGIN IMMEDIATE")
+            row = raw.execute(CLAIM_SQL, (1, NOW, NOW)).fetchall()
+            raw.execute("COMMIT")
+            if not row:
+                return done
+            raw.execute("BEGIN IMMEDIATE")
+            raw.execute(ACK_SQL, (NOW, NOW, row[0][0], row[0][1]))
+            raw.execute("COMMIT")
+            done += 1
+
+    report(
+        f"SQLite drain claim_batch({BATCH}) + complete_many",
+        "raw one-task",
+        *compare(raw_one_by_one, lambda: store_batch_drain(store, agent.id, N), repeats=3),
+        ">= 3x",
+    )
+    store.close()
+    one = processes_drain(f"sqlite:///{tmpdir() / 'p1.sqlite'}", 1, PROCESS_TASKS)
+    four = processes_drain(f"sqlite:///{tmpdir() / 'p4.sqlite'}", 4, PROCESS_TASKS)
+    print(
+        f"{'SQLite 4 processes vs 1, batches of 100':<52} 1: {one:>10,.0f}/s   4: {four:>10,.0f}/s"
+        f"   ratio {four / one:5.2f}x   (target >= 1x)"
+    )
+    p50, p99 = wake_latency(f"sqlite:///{tmpdir() / 'wake.sqlite'}")
+    print(f"{'SQLite create -> wait_for_work returns':<52} p50 {p50:6.1f} ms   p99 {p99:6.1f} ms")
+
+
+def postgres_figures() -> None:
+    import psycopg
+
+    bindir = find_bindir()
+    if bindir is None:
+        print("PostgreSQL figures skipped: server binaries not found")
+        return
+    server = PgServer(bindir, fsync=True)
+    server.start()
+    try:
+        store = Store.open(server.url(server.new_schema()), actor="bench")
+        agent = store.register_agent("bench")
+        raw_schema = server.new_schema()
+        Store.open(server.url(raw_schema)).close()
+        raw = psycopg.connect(
+            host=str(server.sock),
+            user=server.user,
+            dbname="postgres",
+            autocommit=True,
+            options=f"-csearch_path={raw_schema}",
+        )
+        raw.execute("INSERT INTO agents (name, created_at) VALUES ('bench', %s)", (NOW,))
+
+        def raw_one_by_one() -> int:
+            n = N // 8
+            with raw.transaction():
+                raw.cursor().executemany(RAW_INSERT, [(f"t{i}", NOW, NOW) for i in range(n)])
+            done = 0
+            while (row := raw.execute(RAW_CLAIM, (1, NOW, NOW)).fetchone()) is not None:
+                raw.execute(RAW_ACK, (NOW, NOW, row[0], row[1]))
+                done += 1
+            return done
+
+        report(
+            f"PostgreSQL drain claim_batch({BATCH}) + complete_many",
+            "raw one-task",
+            *compare(raw_one_by_one, lambda: store_batch_drain(store, agent.id, N), repeats=3),
+            ">= 5x",
+        )
+        store.close()
+        raw.close()
+        one = processes_drain(server.url(server.new_schema()), 1, PROCESS_TASKS // 2)
+        four = processes_drain(server.url(server.new_schema()), 4, PROCESS_TASKS // 2)
+        print(
+            f"{'PostgreSQL 4 processes vs 1, batches of 100':<52} 1: {one:>10,.0f}/s   "
+            f"4: {four:>10,.0f}/s   ratio {four / one:5.2f}x   (target >= 2x)"
+        )
+        p50, p99 = wake_latency(server.url(server.new_schema()))
+        label = "PostgreSQL create -> wait_for_work returns"
+        print(f"{label:<52} p50 {p50:6.1f} ms   p99 {p99:6.1f} ms")
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    print(f"colibri-store batch and wake-up benchmarks (N={N}, batch={BATCH})")
+    sqlite_figures()
+    postgres_figures()
+
+
+if __name__ == "__main__":
+    main()
