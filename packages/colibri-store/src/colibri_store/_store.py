@@ -980,8 +980,19 @@ class Store:
         q = self._q["audit_insert"]
         if len(rows) == 1:
             cur.execute(q.sql, q.args(rows[0]))
-        else:
-            cur.executemany(q.sql, [q.args(r) for r in rows])
+            return
+        # Many events: one statement. PostgreSQL takes a column array per field (a
+        # short query psycopg parses once); SQLite multi-row VALUES.
+        if not self._sqlite:
+            cur.execute(
+                _PG_AUDIT_INSERT_MANY,
+                [[row[c] for row in rows] for c in _AUDIT_COLUMN_NAMES],
+            )
+            return
+        for start in range(0, len(rows), _AUDIT_ROWS_PER_INSERT):
+            chunk = rows[start : start + _AUDIT_ROWS_PER_INSERT]
+            flat = [row[c] for row in chunk for c in _AUDIT_COLUMN_NAMES]
+            cur.execute(_audit_insert_sql(len(chunk), sqlite=self._sqlite), flat)
 
     def _lease_until(self, now: datetime, lease_seconds: float | None) -> str:
         seconds = self.lease_seconds if lease_seconds is None else _check_lease(lease_seconds)
@@ -1665,8 +1676,17 @@ class Store:
             now = tx.stamp()
             # One statement for the whole batch: the items as a VALUES list, each row
             # updated only if its epoch and status still allow it; RETURNING says which.
-            sql = _batch_update_sql(action, len(checked), sqlite=self._sqlite)
-            args: list[Any] = [v for item in checked for v in item]
+            args: list[Any]
+            if self._sqlite:
+                sql = _batch_update_sql(action, len(checked), sqlite=True)
+                args = [v for item in checked for v in item]
+            else:
+                sql = _PG_BATCH_UPDATE[action]
+                args = [
+                    [item[0] for item in checked],
+                    [item[1] for item in checked],
+                    [item[2] for item in checked],
+                ]
             args += [now, now]
             cur = tx.cur
             cur.execute(sql, args)
@@ -2199,6 +2219,53 @@ def _retry_busy(action: Callable[[], Any], timeout: float) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+_AUDIT_COLUMN_NAMES = ("seq", "at", "actor", "verb", "subject", "payload", "prev_hash", "hash")
+_AUDIT_ROWS_PER_INSERT = 500  # 8 parameters a row: well under SQLite's 32766
+
+
+_PG_AUDIT_INSERT_MANY = (
+    f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) "
+    # %b: arrays travel in binary format, which spares psycopg quoting every element.
+    "SELECT * FROM unnest(%b::integer[], %b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::text[], %b::text[], %b::text[])"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _audit_insert_sql(n: int, *, sqlite: bool) -> str:
+    mark = "?" if sqlite else "%s"
+    row = "(" + ", ".join([mark] * len(_AUDIT_COLUMN_NAMES)) + ")"
+    return f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) VALUES " + ", ".join(
+        [row] * n
+    )
+
+
+_PG_BATCH_UPDATE = {
+    action: (
+        "WITH items AS (SELECT * FROM unnest(%b::integer[], %b::integer[], %b::text[]) "
+        "AS i(id, epoch, value)) "
+        f"UPDATE tasks SET {assignments}, finished_at = %s, updated_at = %s FROM items "
+        "WHERE tasks.id = items.id AND tasks.claim_epoch = items.epoch "
+        f"AND tasks.status IN {allowed} RETURNING tasks.id"
+    )
+    for action, assignments, allowed in (
+        (
+            "complete",
+            "status = 'done', lease_expires_at = NULL, result = items.value, "
+            "input_tokens = 0, output_tokens = 0, cache_read_tokens = 0, "
+            "cache_write_tokens = 0, cost_micros = 0",
+            "('started')",
+        ),
+        (
+            "fail",
+            "status = 'failed', attempts = tasks.attempts + 1, lease_expires_at = NULL, "
+            "last_error = items.value",
+            "('claimed', 'started')",
+        ),
+    )
+}
 
 
 @functools.lru_cache(maxsize=64)
