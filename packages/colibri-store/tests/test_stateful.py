@@ -25,6 +25,7 @@ class M:
     priority: int
     needs_x: bool
     max_attempts: int
+    dedupe_key: str | None = None
     status: str = "queued"
     epoch: int = 0
     attempts: int = 0
@@ -86,8 +87,22 @@ class TaskLifecycle(RuleBasedStateMachine):
         )
         self.model[task.id] = M(priority, needs_x, max_attempts)
 
-    @rule(which=st.integers(0, 1), start=st.booleans())
-    def claim_next(self, which: int, start: bool) -> None:
+    @rule(key=st.sampled_from(["k1", "k2"]), priority=st.integers(0, 3))
+    def create_with_dedupe_key(self, key: str, priority: int) -> None:
+        open_ = [
+            tid
+            for tid, m in self.model.items()
+            if m.dedupe_key == key and m.status in ("queued", "claimed", "started")
+        ]
+        task = self.store.create_task("d", priority=priority, dedupe_key=key)
+        if open_:
+            assert [task.id] == open_  # the open task, not a new one
+        else:
+            assert task.id not in self.model
+            self.model[task.id] = M(priority, False, 3, dedupe_key=key)
+
+    @rule(which=st.integers(0, 1), start=st.booleans(), n=st.integers(1, 4))
+    def claim_batch(self, which: int, start: bool, n: int) -> None:
         agent_id = sorted(self.agents)[which]
         self._expire_model(16)
         candidates = sorted(
@@ -95,18 +110,46 @@ class TaskLifecycle(RuleBasedStateMachine):
             for tid, m in self.model.items()
             if m.status == "queued" and (self.agents[agent_id] or not m.needs_x)
         )
-        got = self.store.claim_next(agent_id, start=start)
-        if not candidates:
-            assert got is None
-            return
-        expected = candidates[0][1]
-        assert got is not None and got.id == expected
-        m = self.model[expected]
-        m.status = "started" if start else "claimed"
-        m.epoch += 1
-        m.agent = agent_id
-        m.lease_until = self.t + LEASE
-        assert got.claim_epoch == m.epoch
+        got = self.store.claim_batch(agent_id, n, start=start)
+        expected = [tid for _, tid in candidates[:n]]
+        assert [t.id for t in got] == expected
+        for task in got:
+            m = self.model[task.id]
+            m.status = "started" if start else "claimed"
+            m.epoch += 1
+            m.agent = agent_id
+            m.lease_until = self.t + LEASE
+            assert task.claim_epoch == m.epoch
+
+    @precondition(lambda self: self.model)
+    @rule(data=st.data(), action=st.sampled_from(["complete", "fail"]))
+    def batch_finish(self, data: st.DataObject, action: str) -> None:
+        chosen = data.draw(
+            st.lists(st.sampled_from(sorted(self.model)), min_size=1, max_size=4, unique=True)
+        )
+        stale = data.draw(st.lists(st.booleans(), min_size=len(chosen), max_size=len(chosen)))
+        items = []
+        for tid, is_stale in zip(chosen, stale, strict=True):
+            m = self.model[tid]
+            items.append((tid, m.epoch + 1 if is_stale else m.epoch))
+        outcome = getattr(self.store, f"{action}_many")(items)
+        allowed = ("started",) if action == "complete" else ("claimed", "started")
+        expected_applied = [
+            tid
+            for tid, epoch in items
+            if epoch == self.model[tid].epoch and self.model[tid].status in allowed
+        ]
+        assert list(outcome.applied) == expected_applied
+        assert sorted(r[0] for r in outcome.refused) == sorted(
+            tid for tid, _ in items if tid not in expected_applied
+        )
+        for tid in expected_applied:
+            m = self.model[tid]
+            if action == "complete":
+                m.status, m.lease_until = "done", None
+            else:
+                m.status, m.lease_until = "failed", None
+                m.attempts += 1
 
     def _pick(self, data: st.DataObject) -> int:
         return data.draw(st.sampled_from(sorted(self.model)))
