@@ -80,6 +80,7 @@ MAX_TITLE = 500
 MAX_TEXT = 100_000
 MAX_NAME = 200
 MAX_CAPABILITIES = 64
+_PG_ANALYZE_AFTER = 1000  # rows created in one batch that trigger ANALYZE on PostgreSQL
 _PG_AUDIT_LOCK = 0x61756469  # "audi": serialises appends to the audit chain
 _EXPIRE_ON_CLAIM = 16  # overdue leases a claim rescues first, so no sweeper is needed
 _TASK_ARGS = frozenset(
@@ -458,6 +459,16 @@ def _build_statements(
             .order_by(*order)
             .limit(sa.literal_column(str(abs(int(n)))))
         )
+        if n < 0:
+            # Start the walk by id at the oldest queued task (found in the partial index):
+            # otherwise it would step over every finished task older than that.
+            oldest = tasks.alias("oldest")
+            cand = cand.where(
+                tasks.c.id
+                >= sa.select(sa.func.min(oldest.c.id))
+                .where(oldest.c.status == sa.literal_column("'queued'"))
+                .scalar_subquery()
+            )
         if pg:
             cand = cand.with_for_update(skip_locked=True)
         cand_cte = cand.cte("candidates")
@@ -865,6 +876,8 @@ class Store:
             if len(self._sized_cache) > 4096:
                 self._sized_cache.clear()
             q = _Compiled(self._sized[name](size), self._engine.dialect)
+            if self._sqlite and name == "claim_batch" and size < 0:
+                q.sql = _pin_oldest_first_index(q.sql)
             self._sized_cache[key] = q
         return q
 
@@ -1094,8 +1107,14 @@ class Store:
             raise InvalidInput("items", "is empty; give at least one task")
         with self._write() as tx:
             if any(row["dedupe_key"] is not None for row, _ in prepared):
-                return self._insert_tasks_deduped(tx, prepared)
-            return self._insert_tasks(tx, prepared)
+                ids = self._insert_tasks_deduped(tx, prepared)
+            else:
+                ids = self._insert_tasks(tx, prepared)
+        if not self._sqlite and len(prepared) >= _PG_ANALYZE_AFTER:
+            # A bulk load leaves the planner's row estimates stale until autovacuum
+            # gets round to it; meanwhile it would sort every queued task per claim.
+            self._cursor().execute("ANALYZE tasks")
+        return ids
 
     def _insert_tasks_deduped(
         self, tx: _Tx, prepared: list[tuple[dict[str, Any], tuple[int, ...]]]
@@ -2231,6 +2250,23 @@ _PG_AUDIT_INSERT_MANY = (
     "SELECT * FROM unnest(%b::integer[], %b::text[], %b::text[], %b::text[], %b::text[], "
     "%b::text[], %b::text[], %b::text[])"
 )
+
+
+def _pin_oldest_first_index(sql: str) -> str:
+    """Make SQLite walk queued tasks by id through their partial index.
+
+    Without statistics its planner picks another index on ``status`` and then
+    sorts every queued task; SQLAlchemy cannot render ``INDEXED BY``, so it is added
+    to the two FROM clauses of the oldest-first claim here (checked: both must match).
+    """
+    pinned = "tasks INDEXED BY ix_tasks_queued_by_age"
+    out = sql.replace(
+        "FROM tasks AS oldest", f"FROM {pinned.replace('tasks', 'tasks AS oldest', 1)}"
+    )
+    out = out.replace("FROM tasks \nWHERE", f"FROM {pinned} \nWHERE")
+    if out.count("INDEXED BY") != 2:
+        raise AssertionError("the oldest-first claim statement changed shape")
+    return out
 
 
 @functools.lru_cache(maxsize=64)

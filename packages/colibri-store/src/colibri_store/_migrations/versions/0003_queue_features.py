@@ -14,6 +14,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+_QUEUED = sa.text("status = 'queued'")
 _OPEN_WITH_KEY = sa.text("dedupe_key IS NOT NULL AND status IN ('queued', 'claimed', 'started')")
 
 
@@ -33,6 +34,15 @@ def upgrade() -> None:
         postgresql_where=_OPEN_WITH_KEY,
     )
     op.create_index("ix_tasks_concurrency", "tasks", ["concurrency_key", "status"])
+    # The oldest-first claims (anti-starvation) walk queued tasks by id; a partial index
+    # holds only queued rows, so it costs nothing when tasks finish.
+    op.create_index(
+        "ix_tasks_queued_by_age",
+        "tasks",
+        ["id"],
+        sqlite_where=_QUEUED,
+        postgresql_where=_QUEUED,
+    )
 
 
 def downgrade() -> None:
