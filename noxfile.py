@@ -95,6 +95,6 @@ def benchmarks(session: nox.Session) -> None:
     scripts = sorted(ROOT.glob("packages/*/benchmarks/bench_*.py"))
     only = session.posargs
     for script in scripts:
-        if only and not any(word in script.name for word in only):
+        if only and not any(word in str(script.relative_to(ROOT)) for word in only):
             continue
         session.run("python", str(script))

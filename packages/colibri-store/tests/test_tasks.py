@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from colibri_store import (
@@ -337,3 +338,13 @@ def test_list_filters(store: Store) -> None:
     counts = store.counts()
     assert counts[TaskStatus.QUEUED] == 2 and counts[TaskStatus.CLAIMED] == 1
     assert sum(counts.values()) == 3
+
+
+def test_bulk_fast_path_matches_create_task(store: Store) -> None:
+    [bulk_id] = store.create_tasks([{"title": "same"}])
+    single = store.create_task("same")
+    bulk = store.get_task(bulk_id)
+    assert attrs.evolve(bulk, id=single.id) == single
+    for bad in ("", " ", "x" * 501, "a\x00b", 7):
+        with pytest.raises(InvalidInput, match="title"):
+            store.create_tasks([{"title": bad}])

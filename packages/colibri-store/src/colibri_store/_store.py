@@ -99,6 +99,19 @@ _TASK_ARGS = frozenset(
         "session_id",
     }
 )
+_TITLE_ONLY = frozenset({"title"})
+_PLAIN_TASK_ROW: dict[str, Any] = {
+    "description": None,
+    "caps": "[]",
+    "priority": 0,
+    "max_attempts": 3,
+    "session_id": None,
+    "dedupe_key": None,
+    "concurrency_key": None,
+    "concurrency_limit": None,
+    "not_before": None,
+    "task_lease_seconds": None,
+}
 _SWEEP_EVERY = timedelta(seconds=1)  # ...at most this often per Store, off the hot path
 WORK_CHANNEL = "colibri_work"
 _ZERO_USAGE_PARAMS = {
@@ -1077,9 +1090,17 @@ class Store:
         All or nothing: one bad item refuses the whole batch. Returns the new ids in order.
         """
         prepared = []
+        plain = _PLAIN_TASK_ROW
         for index, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise InvalidInput(f"items[{index}]", "must be a mapping of create_task arguments")
+            if item.keys() == _TITLE_ONLY:
+                # The common bulk case: only a title; everything else takes its default.
+                title = item["title"]
+                if type(title) is str and 0 < len(title) <= MAX_TITLE and title.strip():
+                    if "\x00" not in title:
+                        prepared.append(({**plain, "title": title}, ()))
+                        continue
             if not item.keys() <= _TASK_ARGS:
                 unknown = sorted(set(item) - _TASK_ARGS)
                 raise InvalidInput(f"items[{index}]", f"unknown keys {unknown}")
