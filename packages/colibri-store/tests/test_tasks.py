@@ -348,3 +348,13 @@ def test_bulk_fast_path_matches_create_task(store: Store) -> None:
     for bad in ("", " ", "x" * 501, "a\x00b", 7):
         with pytest.raises(InvalidInput, match="title"):
             store.create_tasks([{"title": bad}])
+
+
+def test_bulk_batches_keep_every_argument(store: Store) -> None:
+    """A batch mixing title-only items with full ones keeps each item's own values."""
+    ids = store.create_tasks(
+        [{"title": "plain"}, {"title": "urgent", "priority": 7, "max_attempts": 5}]
+    )
+    plain, urgent = (store.get_task(i) for i in ids)
+    assert (plain.priority, plain.max_attempts) == (0, 3)
+    assert (urgent.priority, urgent.max_attempts) == (7, 5)

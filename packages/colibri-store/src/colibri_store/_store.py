@@ -423,6 +423,12 @@ def _build_statements(
     )
     s["insert_task_many"] = new_task
     s["insert_task_ids"] = new_task.returning(tasks.c.id)
+    s["insert_title_only"] = sa.insert(tasks).values(
+        title=_B("title"),
+        status=sa.literal_column("'queued'"),
+        created_at=_B("created"),
+        updated_at=_B("updated"),
+    )
     s["get_task"] = sa.select(*_TASK_COLS).where(tasks.c.id == _B("id"))
     # The task and its dependencies in one round trip, for get_task.
     dep_id = task_dependencies.c.depends_on
@@ -1089,8 +1095,9 @@ class Store:
 
         All or nothing: one bad item refuses the whole batch. Returns the new ids in order.
         """
-        prepared = []
+        prepared: list[tuple[dict[str, Any], tuple[int, ...]]] = []
         plain = _PLAIN_TASK_ROW
+        title_only = True
         for index, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise InvalidInput(f"items[{index}]", "must be a mapping of create_task arguments")
@@ -1101,6 +1108,7 @@ class Store:
                     if "\x00" not in title:
                         prepared.append(({**plain, "title": title}, ()))
                         continue
+            title_only = False
             if not item.keys() <= _TASK_ARGS:
                 unknown = sorted(set(item) - _TASK_ARGS)
                 raise InvalidInput(f"items[{index}]", f"unknown keys {unknown}")
@@ -1130,7 +1138,7 @@ class Store:
             if any(row["dedupe_key"] is not None for row, _ in prepared):
                 ids = self._insert_tasks_deduped(tx, prepared)
             else:
-                ids = self._insert_tasks(tx, prepared)
+                ids = self._insert_tasks(tx, prepared, title_only)
         if not self._sqlite and len(prepared) >= _PG_ANALYZE_AFTER:
             # A bulk load leaves the planner's row estimates stale until autovacuum
             # gets round to it; meanwhile it would sort every queued task per claim.
@@ -1225,16 +1233,26 @@ class Store:
                 raise NotFound("task", dep)
 
     def _insert_tasks(
-        self, tx: _Tx, prepared: list[tuple[dict[str, Any], tuple[int, ...]]]
+        self,
+        tx: _Tx,
+        prepared: list[tuple[dict[str, Any], tuple[int, ...]]],
+        title_only: bool = False,
     ) -> list[int]:
         """Many tasks in one go: one executemany, one audit event for the batch."""
         self._check_deps_exist(tx, sorted({d for _, deps in prepared for d in deps}))
         now = tx.stamp()
-        q = self._q["insert_task_many"]
-        rows = []
-        for row, _ in prepared:
-            row["now"] = now
-            rows.append(q.args(row))
+        rows: list[Any]
+        if self._sqlite and title_only:
+            # Title-only items (the bulk-load case): bind the title alone and let the
+            # columns' defaults fill the rest, as a hand-written INSERT would.
+            q = self._q["insert_title_only"]
+            rows = [(row["title"], now, now) for row, _ in prepared]
+        else:
+            q = self._q["insert_task_many"]
+            rows = []
+            for row, _ in prepared:
+                row["now"] = now
+                rows.append(q.args(row))
         if self._sqlite:
             # Under BEGIN IMMEDIATE nobody else inserts: SQLite gives each new row
             # max(id) + 1, so the ids are the next n integers (checked below).
