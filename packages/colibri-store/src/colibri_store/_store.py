@@ -312,11 +312,13 @@ def _covers_sql(dialect_name: str) -> Any:
         return sa.text(
             "(tasks.required_capabilities = '[]' OR NOT EXISTS ("
             "SELECT 1 FROM json_each(tasks.required_capabilities) AS need "
-            "WHERE need.value NOT IN (SELECT value FROM json_each(:agent_caps))))"
+            "WHERE need.value NOT IN (SELECT value FROM json_each("
+            "(SELECT capabilities FROM agents WHERE agents.id = :agent_id)))))"
         )
     return sa.text(
         "(tasks.required_capabilities = '[]' OR "
-        "CAST(:agent_caps AS jsonb) @> CAST(tasks.required_capabilities AS jsonb))"
+        "CAST((SELECT capabilities FROM agents WHERE agents.id = :agent_id) AS jsonb) "
+        "@> CAST(tasks.required_capabilities AS jsonb))"
     )
 
 
@@ -633,6 +635,12 @@ def _build_statements(
             "COALESCE((SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1), 0) AS seq, "
             "COALESCE((SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1), "
             f"'{_audit.GENESIS_HASH}') AS hash) AS h"
+        )
+    if pg:
+        s["audit_append_pg_if_touched"] = sa.text(
+            str(s["audit_append_pg"])
+            + " WHERE EXISTS (SELECT 1 FROM tasks WHERE tasks.id = :task_id "
+            "AND tasks.xmin = pg_current_xact_id()::xid)"
         )
     compiled = {name: _Compiled(stmt, dialect) for name, stmt in s.items()}
     return compiled, {"claim_batch": claim_batch, "expire": expire}
@@ -1458,16 +1466,21 @@ class Store:
         leases are expired first (a bounded number), so progress needs no sweeper.
         """
         _check_int("n", n, low=1, high=1000)
+        _check_id("agent_id", agent_id)
         with self._write() as tx:
-            caps, room = self._claimant(tx, agent_id)
+            # The agent's capabilities enter the claim as a subquery, so its row is read
+            # beside the claim (one round trip on PostgreSQL), not before it.
+            if self._sqlite:
+                agent_rows = tx.run("get_agent", {"id": agent_id}).fetchall()
+                if not agent_rows:
+                    raise NotFound("agent", agent_id)
+                pending = None
+            else:
+                pending = tx.run("get_agent", {"id": agent_id})
             last = self._last_sweep
             if last is None or not timedelta(0) <= tx.now - last < _SWEEP_EVERY:
                 self._expire(tx, _EXPIRE_ON_CLAIM)
                 self._last_sweep = tx.now
-            if room is not None:
-                if room <= 0:
-                    raise AtCapacity(agent_id, self._max_tasks(tx, agent_id))
-                n = min(n, room)
             self._claims += 1
             oldest_first = bool(self.fifo_every) and self._claims % self.fifo_every == 0
             rows = tx.run_sized(
@@ -1477,18 +1490,39 @@ class Store:
                     tx,
                     task_id=None,
                     agent_id=agent_id,
-                    caps=caps,
+                    caps=(),
                     lease_seconds=lease_seconds,
                     start=start,
                     n=n,
                 ),
             ).fetchall()
+            if pending is not None:
+                agent_rows = pending.fetchall()
+                if not agent_rows:
+                    raise NotFound("agent", agent_id)
+            agent = _agent(agent_rows[0])
             claimed = [_task(r) for r in rows]
             if len(claimed) > 1:
                 claimed.sort(key=lambda t: (t.id,) if oldest_first else (-t.priority, t.id))
+            if agent.max_tasks is not None and claimed:
+                claimed = self._within_capacity(tx, agent.id, agent.max_tasks, claimed)
             claimed = self._settle_claims(tx, claimed, lease_seconds)
             self._audit_claims(tx, claimed, agent_id, start)
         return claimed
+
+    def _within_capacity(
+        self, tx: _Tx, agent_id: int, max_tasks: int, claimed: list[Task]
+    ) -> list[Task]:
+        """Give back what this claim took beyond the agent's max_tasks."""
+        active = tx.run("agent_active_count", {"agent_id": agent_id}).fetchall()[0][0]
+        surplus = active - max_tasks
+        if surplus <= 0:
+            return claimed
+        if surplus >= len(claimed):
+            raise AtCapacity(agent_id, max_tasks)  # it was full before: roll all back
+        for task in claimed[len(claimed) - surplus :]:
+            tx.run("unclaim", {"id": task.id, "epoch": task.claim_epoch})
+        return claimed[: len(claimed) - surplus]
 
     def _settle_claims(
         self, tx: _Tx, claimed: list[Task], lease_seconds: float | None
@@ -1638,6 +1672,8 @@ class Store:
                 payload["usage"] = {n: getattr(usage, n) for n in attrs_fields_of_usage()}
         if action in ("fail", "release"):
             params["error"] = _check_text("error", opts["error"], limit=MAX_TEXT, required=False)
+        if not self._sqlite and action in ("complete", "fail"):
+            return self._fenced_in_one_round_trip(action, task_id, epoch, params, payload)
         with self._write() as tx:
             params["now"] = tx.stamp()
             if action in ("start", "heartbeat"):
@@ -1661,6 +1697,72 @@ class Store:
                 tx.notify()  # queued again, or dependents may now be ready
             tx.audit(action, f"task:{task_id}", payload)
         return task
+
+    def _fenced_in_one_round_trip(
+        self,
+        action: str,
+        task_id: int,
+        epoch: int,
+        params: dict[str, Any],
+        payload: dict[str, Any],
+    ) -> Task:
+        """PostgreSQL: complete or fail a task with one round trip.
+
+        The whole transaction is pipelined: the fenced UPDATE, the chain lock (after the
+        row lock, so it is taken last), an audit insert that the server makes only if
+        this transaction did touch the task row (``xmin`` is ours), NOTIFY and COMMIT.
+        If the UPDATE matched nothing, the transaction commits no change at all, and
+        a plain read then says why.
+        """
+        conn = self._conn()
+        at = format_time(self._now())
+        params["now"] = at
+        actor = _actor.get() or self.actor
+        subject = f"task:{task_id}"
+        payload_json = _audit.canonical_json(payload)
+        pre, post = _audit.body_parts(at, actor, action, subject, payload_json)
+        q = self._q[action]
+        qa = self._q["audit_append_pg_if_touched"]
+        update = conn.cursor()
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                update.execute(q.sql, q.args(params))
+                conn.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
+                conn.cursor().execute(
+                    qa.sql,
+                    qa.args(
+                        {
+                            "at": at,
+                            "actor": actor,
+                            "verb": action,
+                            "subject": subject,
+                            "payload": payload_json,
+                            "pre": pre,
+                            "post": post,
+                            "task_id": task_id,
+                        }
+                    ),
+                )
+                if action == "complete":
+                    conn.execute(f"SELECT pg_notify('{WORK_CHANNEL}', '')")
+                conn.execute("COMMIT")
+                rows = update.fetchall()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            if _is_integrity_error(exc):
+                raise Conflict(f"the database refused the change: {exc}") from exc
+            raise
+        if not rows:
+            current = self._fetch("get_task", {"id": task_id})
+            if not current:
+                raise NotFound("task", task_id)
+            task = _task(current[0])
+            if task.claim_epoch != epoch:
+                raise StaleEpoch(task_id, epoch, task.claim_epoch)
+            raise InvalidTransition("task", task_id, task.status.value, action)
+        return _task(rows[0])
 
     def _back_off(self, tx: _Tx, requeued: list[Task]) -> list[Task]:
         """Delay re-queued tasks: base * 2**(attempts-1), capped, with jitter."""
