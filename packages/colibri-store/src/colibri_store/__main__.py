@@ -17,10 +17,12 @@ def demo(path: Path) -> None:
         )
         print(f"agent {agent.id}: {agent.name} capabilities={list(agent.capabilities)}")
         snap = store.create_task("snapshot the pool", required_capabilities=["zfs"], priority=5)
-        report = store.create_task("write the report", depends_on=[snap.id])
+        store.create_task("write the report", depends_on=[snap.id])
         store.create_task("needs linux", required_capabilities=["linux"])
+        ready = {t.id for t in store.list_tasks(ready=True)}
         for task in store.list_tasks():
-            print(f"  task {task.id} [{task.status}] {task.title} ready={task.id != report.id}")
+            waits = f" waits for {list(task.depends_on)}" if task.depends_on else ""
+            print(f"  task {task.id} [{task.status}] {task.title} ready={task.id in ready}{waits}")
         while (claimed := store.claim_next(agent.id, start=True)) is not None:
             print(f"claimed task {claimed.id} epoch {claimed.claim_epoch}: {claimed.title}")
             store.complete(
