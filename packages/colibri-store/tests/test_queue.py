@@ -12,7 +12,7 @@ import pytest
 from conftest import FakeClock
 from test_concurrency import _spawn
 
-from colibri_store import BatchOutcome, InvalidInput, Store, TaskStatus
+from colibri_store import BatchOutcome, Conflict, InvalidInput, Store, TaskStatus
 
 
 def _tables(store: Store) -> dict:
@@ -334,3 +334,17 @@ def test_batch_outcome_is_public() -> None:
     import colibri_store
 
     assert "BatchOutcome" in colibri_store.__all__
+
+
+def test_retry_refuses_to_open_a_second_task_with_the_same_dedupe_key(store: Store) -> None:
+    a = store.register_agent("a")
+    first = store.create_task("nightly", dedupe_key="nightly")
+    c = store.claim_next(a.id)
+    assert c is not None
+    store.fail(first.id, c.claim_epoch, error="boom")
+    second = store.create_task("nightly again", dedupe_key="nightly")
+    assert second.id != first.id
+    before = store.export_json()
+    with pytest.raises(Conflict, match=f"task {second.id} with the same dedupe key"):
+        store.retry(first.id)
+    assert store.export_json() == before

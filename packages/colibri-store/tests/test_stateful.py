@@ -13,7 +13,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from colibri_store import InvalidTransition, StaleEpoch, Store, TaskStatus
+from colibri_store import Conflict, InvalidTransition, StaleEpoch, Store, TaskStatus
 
 LEASE = 60.0
 
@@ -197,12 +197,20 @@ class TaskLifecycle(RuleBasedStateMachine):
     def retry(self, data: st.DataObject) -> None:
         tid = self._pick(data)
         m = self.model[tid]
+        held = m.dedupe_key is not None and any(
+            other.dedupe_key == m.dedupe_key and other.status in ("queued", "claimed", "started")
+            for other_id, other in self.model.items()
+            if other_id != tid
+        )
         try:
             self.store.retry(tid)
         except InvalidTransition:
             assert m.status != "failed"
             return
-        assert m.status == "failed"
+        except Conflict as exc:
+            assert m.status == "failed" and held, exc
+            return
+        assert m.status == "failed" and not held
         m.status, m.attempts, m.agent = "queued", 0, None
 
     @rule(seconds=st.sampled_from([1.0, 30.0, 61.0]))

@@ -1874,6 +1874,15 @@ class Store:
         """failed -> queued (an operator's explicit retry; attempts start again at 0)."""
         _check_id("task_id", task_id)
         with self._write() as tx:
+            current = tx.run("get_task", {"id": task_id}).fetchall()
+            key = _task(current[0]).dedupe_key if current else None
+            if key is not None:
+                holder = tx.run("open_by_dedupe_key", {"dedupe_key": key}).fetchall()
+                if holder and holder[0][0] != task_id:
+                    raise Conflict(
+                        f"task {task_id} cannot be retried: task {holder[0][0]} with the same "
+                        f"dedupe key {key!r} is still open"
+                    )
             rows = tx.run("retry", {"id": task_id, "now": tx.stamp()}).fetchall()
             if not rows:
                 current = tx.run("get_task", {"id": task_id}).fetchall()
