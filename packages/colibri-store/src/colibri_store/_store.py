@@ -1875,7 +1875,8 @@ class Store:
         _check_id("task_id", task_id)
         with self._write() as tx:
             current = tx.run("get_task", {"id": task_id}).fetchall()
-            key = _task(current[0]).dedupe_key if current else None
+            found = _task(current[0]) if current else None
+            key = found.dedupe_key if found and found.status is TaskStatus.FAILED else None
             if key is not None:
                 holder = tx.run("open_by_dedupe_key", {"dedupe_key": key}).fetchall()
                 if holder and holder[0][0] != task_id:
