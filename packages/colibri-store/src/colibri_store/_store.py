@@ -81,6 +81,7 @@ MAX_TEXT = 100_000
 MAX_NAME = 200
 MAX_CAPABILITIES = 64
 _PG_ANALYZE_AFTER = 1000  # rows created in one batch that trigger ANALYZE on PostgreSQL
+_PG_LOCK_CLASS = 0x636F6C69  # "coli": the first key of our two-key advisory locks
 _PG_AUDIT_LOCK = 0x61756469  # "audi": serialises appends to the audit chain
 _EXPIRE_ON_CLAIM = 16  # overdue leases a claim rescues first, so no sweeper is needed
 _TASK_ARGS = frozenset(
@@ -133,11 +134,20 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def format_time(moment: datetime) -> str:
+def format_time(moment: datetime, field: str = "time") -> str:
     """The store's timestamp form: fixed-width UTC ISO-8601 with microseconds."""
+    if not isinstance(moment, datetime):
+        raise InvalidInput(field, f"must be a timezone-aware datetime, not {type(moment).__name__}")
     if moment.tzinfo is None:
-        raise InvalidInput("time", "must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        raise InvalidInput(field, "must be timezone-aware")
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(field, "is out of range") from None
+    if not 1000 <= utc.year <= 9999:
+        # Four-digit years keep the text form fixed-width, so it sorts as time does.
+        raise InvalidInput(field, f"year {utc.year} is out of range 1000..9999")
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # ---------------------------------------------------------------- validation
@@ -152,6 +162,11 @@ def _check_text(field: str, value: Any, *, limit: int, required: bool) -> str | 
         raise InvalidInput(field, f"must be a string, not {type(value).__name__}")
     if "\x00" in value:
         raise InvalidInput(field, "must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(field, "is not valid Unicode (a lone surrogate)") from None
     if required and not value.strip():
         raise InvalidInput(field, "must not be empty")
     if len(value) > limit:
@@ -167,8 +182,11 @@ def _check_int(field: str, value: Any, *, low: int, high: int) -> int:
     return value
 
 
+MAX_INT4 = 2**31 - 1  # ids, epochs and token counts are 32-bit INTEGER on PostgreSQL
+
+
 def _check_id(field: str, value: Any) -> int:
-    return _check_int(field, value, low=1, high=2**63 - 1)
+    return _check_int(field, value, low=1, high=MAX_INT4)
 
 
 def check_capabilities(value: Any, field: str = "capabilities") -> tuple[str, ...]:
@@ -213,7 +231,8 @@ def _usage(value: Usage | Mapping[str, Any] | None) -> Usage:
     if not isinstance(value, Usage):
         raise InvalidInput("usage", f"must be a Usage or a mapping, not {type(value).__name__}")
     for name in attrs_fields_of_usage():
-        _check_int(f"usage.{name}", getattr(value, name), low=0, high=2**62)
+        high = 2**62 if name == "cost_micros" else MAX_INT4
+        _check_int(f"usage.{name}", getattr(value, name), low=0, high=high)
     return value
 
 
@@ -235,8 +254,9 @@ def _result_json(value: Any) -> str | None:
         return None
     try:
         text = _audit.canonical_json(value)
+        text.encode("utf-8")
     except (TypeError, ValueError) as exc:
-        raise InvalidInput("result", f"must be JSON-serialisable: {exc}") from None
+        raise InvalidInput("result", f"must be JSON-serialisable text: {exc}") from None
     if len(text) > 10 * MAX_TEXT:
         raise InvalidInput("result", f"is {len(text)} bytes of JSON; the limit is {10 * MAX_TEXT}")
     return text
@@ -313,13 +333,20 @@ def _covers_sql(dialect_name: str) -> Any:
             "(tasks.required_capabilities = '[]' OR NOT EXISTS ("
             "SELECT 1 FROM json_each(tasks.required_capabilities) AS need "
             "WHERE need.value NOT IN (SELECT value FROM json_each("
-            "(SELECT capabilities FROM agents WHERE agents.id = :agent_id)))))"
+            "(SELECT capabilities FROM agents WHERE agents.id = :agent_id "
+            "AND json_type(agents.capabilities) = 'array')))))"
         )
     return sa.text(
         "(tasks.required_capabilities = '[]' OR "
         "CAST((SELECT capabilities FROM agents WHERE agents.id = :agent_id) AS jsonb) "
         "@> CAST(tasks.required_capabilities AS jsonb))"
     )
+
+
+def _lease_over(now: Any) -> Any:
+    # A claimed or started row without a lease (adopted from the original, which had
+    # none) counts as overdue, or it could never be rescued.
+    return sa.or_(tasks.c.lease_expires_at < now, tasks.c.lease_expires_at.is_(None))
 
 
 def _requires_sql(dialect_name: str) -> Any:
@@ -391,11 +418,7 @@ def _build_statements(
     )
     s["ready_exists"] = (
         sa.select(tasks.c.id)
-        .where(
-            _status_is("queued"),
-            _no_open_dependency(),
-            sa.or_(tasks.c.not_before.is_(None), tasks.c.not_before <= _B("now")),
-        )
+        .where(_status_is("queued"), *_claimable(dialect.name)[1:])
         .limit(sa.literal_column("1"))
     )
     s["next_due"] = sa.select(sa.func.min(tasks.c.not_before)).where(
@@ -580,7 +603,7 @@ def _build_statements(
     def expire(limit: int) -> Any:
         overdue = (
             sa.select(tasks.c.id)
-            .where(_status_in("claimed", "started"), tasks.c.lease_expires_at < now)
+            .where(_status_in("claimed", "started"), _lease_over(now))
             .order_by(tasks.c.lease_expires_at)
             .limit(sa.literal_column(str(int(limit))))
         )
@@ -592,7 +615,7 @@ def _build_statements(
             .where(
                 tasks.c.id.in_(sa.select(overdue_cte.c.id)),
                 _status_in("claimed", "started"),
-                tasks.c.lease_expires_at < now,
+                _lease_over(now),
             )
             .values(**requeue_values)
             .returning(*_TASK_COLS)
@@ -741,6 +764,7 @@ class Store:
         self._rng = random.Random()
         self._waiter: Any = None
         self._busy_timeout = busy_timeout
+        self._tasks_autoincrement: bool | None = None
 
     # ------------------------------------------------------------ opening
 
@@ -1112,7 +1136,12 @@ class Store:
             if item.keys() == _TITLE_ONLY:
                 # The common bulk case: only a title; everything else takes its default.
                 title = item["title"]
-                if type(title) is str and 0 < len(title) <= MAX_TITLE and title.strip():
+                if (
+                    type(title) is str
+                    and 0 < len(title) <= MAX_TITLE
+                    and title.isascii()
+                    and title.strip()
+                ):
                     if "\x00" not in title:
                         prepared.append(({**plain, "title": title}, ()))
                         continue
@@ -1142,11 +1171,20 @@ class Store:
             prepared.append((row, deps))
         if not prepared:
             raise InvalidInput("items", "is empty; give at least one task")
-        with self._write() as tx:
-            if any(row["dedupe_key"] is not None for row, _ in prepared):
-                ids = self._insert_tasks_deduped(tx, prepared)
-            else:
-                ids = self._insert_tasks(tx, prepared, title_only)
+        deduped = any(row["dedupe_key"] is not None for row, _ in prepared)
+        for attempt in range(3):
+            try:
+                with self._write() as tx:
+                    if deduped:
+                        ids = self._insert_tasks_deduped(tx, prepared)
+                    else:
+                        ids = self._insert_tasks(tx, prepared, title_only)
+                break
+            except Conflict:
+                # Another writer opened a task with one of our dedupe keys between our
+                # look and our insert (PostgreSQL): the whole batch looks again.
+                if not deduped or attempt == 2:
+                    raise
         if not self._sqlite and len(prepared) >= _PG_ANALYZE_AFTER:
             # A bulk load leaves the planner's row estimates stale until autovacuum
             # gets round to it; meanwhile it would sort every queued task per claim.
@@ -1207,7 +1245,7 @@ class Store:
             )
             or None,
             "concurrency_limit": concurrency_limit,
-            "not_before": format_time(not_before) if not_before is not None else None,
+            "not_before": format_time(not_before, "not_before") if not_before is not None else None,
             "task_lease_seconds": None if lease_seconds is None else _check_lease(lease_seconds),
         }
 
@@ -1234,6 +1272,14 @@ class Store:
         tx.audit("create", f"task:{task_id}", payload)
         tx.notify()
         return task
+
+    def _autoincrement_tasks(self, tx: _Tx) -> bool:
+        if self._tasks_autoincrement is None:
+            sql = tx.cur.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'tasks'"
+            ).fetchone()[0]
+            self._tasks_autoincrement = "AUTOINCREMENT" in sql.upper()
+        return self._tasks_autoincrement
 
     def _check_deps_exist(self, tx: _Tx, deps: Iterable[int]) -> None:
         for dep in deps:
@@ -1265,6 +1311,13 @@ class Store:
             # Under BEGIN IMMEDIATE nobody else inserts: SQLite gives each new row
             # max(id) + 1, so the ids are the next n integers (checked below).
             base = tx.cur.execute("SELECT COALESCE(MAX(id), 0) FROM tasks").fetchone()[0]
+            if self._autoincrement_tasks(tx):
+                # An adopted AUTOINCREMENT table never reuses ids: it continues after
+                # the highest id it ever gave, which may be above MAX(id).
+                seq = tx.cur.execute(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'tasks'"
+                ).fetchall()
+                base = max(base, seq[0][0] if seq else 0)
             tx.cur.executemany(q.sql, rows)
             ids = list(range(base + 1, base + len(rows) + 1))
             top = tx.cur.execute("SELECT MAX(id) FROM tasks").fetchone()[0]
@@ -1299,6 +1352,9 @@ class Store:
         _check_id("task_id", task_id)
         _check_id("depends_on", depends_on)
         with self._write() as tx:
+            if not self._sqlite:
+                # Two concurrent edges could each pass the cycle check; one at a time.
+                tx.cur.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK_CLASS}, 1)")
             for tid in (task_id, depends_on):
                 if not tx.run("get_task", {"id": tid}).fetchall():
                     raise NotFound("task", tid)
@@ -1367,6 +1423,7 @@ class Store:
         ``ready=True`` keeps queued tasks with no open dependency; ``ready=False``
         the others. ``limit`` and ``after_id`` page through large boards.
         """
+        _check_int("after_id", after_id, low=0, high=MAX_INT4)
         stmt = sa.select(*_TASK_COLS).where(tasks.c.id > after_id).order_by(tasks.c.id)
         if status is not None:
             stmt = stmt.where(tasks.c.status == _parse_enum(TaskStatus, "status", status).value)
@@ -1541,7 +1598,8 @@ class Store:
             for key in sorted({t.concurrency_key for t in keyed if t.concurrency_key}):
                 if not self._sqlite:
                     tx.cur.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext(%s))", ("colibri-ck:" + key,)
+                        f"SELECT pg_advisory_xact_lock({_PG_LOCK_CLASS + 1}, hashtext(%s))",
+                        (key,),
                     )
                 mine = [t for t in keyed if t.concurrency_key == key]
                 limit = min(t.concurrency_limit or 1 for t in mine)
@@ -1620,6 +1678,15 @@ class Store:
             return Conflict(
                 f"task {task_id} is not claimable by this agent: it lacks capabilities {missing}"
             )
+        if task.not_before is not None and task.not_before > tx.stamp():
+            return Conflict(f"task {task_id} is not claimable before {task.not_before}")
+        if task.concurrency_key is not None:
+            active = tx.run("active_with_key", {"key": task.concurrency_key}).fetchall()[0][0]
+            if active >= (task.concurrency_limit or 1):
+                return Conflict(
+                    f"task {task_id} is not claimable: {active} tasks with concurrency key "
+                    f"{task.concurrency_key!r} are running (limit {task.concurrency_limit})"
+                )
         deps = [r[0] for r in tx.run("task_deps", {"id": task_id}).fetchall()]
         return Conflict(f"task {task_id} is not claimable: it waits for open dependencies {deps}")
 
@@ -1658,7 +1725,7 @@ class Store:
 
     def _fenced(self, action: str, task_id: int, epoch: int, opts: dict[str, Any]) -> Task:
         _check_id("task_id", task_id)
-        _check_int("epoch", epoch, low=0, high=2**62)
+        _check_int("epoch", epoch, low=0, high=MAX_INT4)
         params: dict[str, Any] = {"id": task_id, "epoch": epoch}
         payload: dict[str, Any] = {"epoch": epoch}
         if action in ("start", "heartbeat"):
@@ -1811,7 +1878,7 @@ class Store:
                     f"{name}[{index}]", f"must be (task_id, epoch) or (task_id, epoch, {extra})"
                 )
             task_id = _check_id(f"{name}[{index}].task_id", item[0])
-            epoch = _check_int(f"{name}[{index}].epoch", item[1], low=0, high=2**62)
+            epoch = _check_int(f"{name}[{index}].epoch", item[1], low=0, high=MAX_INT4)
             if task_id in seen:
                 raise InvalidInput(f"{name}[{index}]", f"task {task_id} appears twice in one batch")
             seen.add(task_id)
@@ -1899,6 +1966,7 @@ class Store:
         _check_int("limit", limit, low=1, high=1_000_000)
         with self._write() as tx:
             if now is not None:
+                format_time(now, "now")
                 tx.set_now(now)
             return self._expire(tx, limit)
 
@@ -1936,6 +2004,8 @@ class Store:
         deadline = time.monotonic() + timeout
         waiter = self._work_waiter()
         while True:
+            # Take the change marker before looking, so a commit in between is not missed.
+            marker: int = waiter.execute("PRAGMA data_version").fetchone()[0] if self._sqlite else 0
             if self._ready_now():
                 return True
             remaining = deadline - time.monotonic()
@@ -1946,7 +2016,7 @@ class Store:
             if remaining <= 0:
                 return False
             if self._sqlite:
-                woke = _watch_data_version(waiter, budget)
+                woke = _watch_data_version(waiter, budget, marker)
             else:
                 woke = any(True for _ in waiter.notifies(timeout=budget, stop_after=1))
             if not woke and due is None and time.monotonic() >= deadline:
@@ -2069,14 +2139,15 @@ class Store:
         with self._write() as tx:
             done = self._exec_core(
                 sa.update(agents)
-                .where(agents.c.id == agent_id)
+                .where(agents.c.id == agent_id, agents.c.status != new.value)
                 .values(status=new.value)
                 .returning(agents.c.id),
                 tx.cur,
             )
-            if not done:
+            if done:
+                tx.audit("status", f"agent:{agent_id}", {"status": new.value})
+            elif not tx.run("get_agent", {"id": agent_id}).fetchall():
                 raise NotFound("agent", agent_id)
-            tx.audit("status", f"agent:{agent_id}", {"status": new.value})
         return self.get_agent(agent_id)
 
     # ------------------------------------------------------------ skills
@@ -2184,6 +2255,7 @@ class Store:
 
     def audit_events(self, after: int = 0, limit: int | None = None) -> list[AuditEvent]:
         """Audit events with seq > ``after``, in order."""
+        _check_int("after", after, low=0, high=2**62)
         stmt = (
             sa.select(*_AUDIT_COLS).where(audit_events.c.seq > after).order_by(audit_events.c.seq)
         )
@@ -2493,10 +2565,9 @@ def _batch_update_sql(action: str, n: int, *, sqlite: bool) -> str:
     )
 
 
-def _watch_data_version(conn: sqlite3.Connection, budget: float) -> bool:
-    """Wait up to ``budget`` seconds for another connection's commit; True if one came."""
+def _watch_data_version(conn: sqlite3.Connection, budget: float, start: int) -> bool:
+    """Wait up to ``budget`` seconds for a commit after marker ``start``; True if one came."""
     deadline = time.monotonic() + budget
-    start = conn.execute("PRAGMA data_version").fetchone()[0]
     while time.monotonic() < deadline:
         time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
         if conn.execute("PRAGMA data_version").fetchone()[0] != start:
