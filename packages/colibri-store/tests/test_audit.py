@@ -11,7 +11,15 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from colibri_store import AuditEvent, InvalidInput, NotFound, Store, verify_inclusion
+from colibri_store import (
+    AlreadyExists,
+    AuditEvent,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    Store,
+    verify_inclusion,
+)
 from colibri_store._audit import (
     GENESIS_HASH,
     audit_path,
@@ -68,17 +76,17 @@ def test_every_mutation_appends_exactly_one_event(store: Store) -> None:
 def test_failed_operations_leave_no_row_and_no_event(store: Store) -> None:
     _populate(store)
     before = store.export_json()
-    for attempt in (
-        lambda: store.create_task(""),
-        lambda: store.register_tenant("acme", "/jails/other", "other"),
-        lambda: store.register_tenant("new", "/jails/acme", "other"),
-        lambda: store.register_tenant("new", "/jails/new", "acme"),
-        lambda: store.register_skill("s"),
-        lambda: store.register_agent("b", {"x": 1}),
-        lambda: store.start(1, 1),
-        lambda: store.set_tenant_status("acme", "destroyed"),
+    for attempt, error in (
+        (lambda: store.create_task(""), InvalidInput),
+        (lambda: store.register_tenant("acme", "/jails/other", "other"), AlreadyExists),
+        (lambda: store.register_tenant("new", "/jails/acme", "other"), AlreadyExists),
+        (lambda: store.register_tenant("new", "/jails/new", "acme"), AlreadyExists),
+        (lambda: store.register_skill("s"), AlreadyExists),
+        (lambda: store.register_agent("b", {"x": 1}), InvalidInput),
+        (lambda: store.start(1, 1), InvalidTransition),
+        (lambda: store.set_tenant_status("acme", "destroyed"), InvalidTransition),
     ):
-        with pytest.raises(Exception):  # noqa: B017 - each raises its own StoreError leaf
+        with pytest.raises(error):
             attempt()
     assert store.export_json() == before
 

@@ -177,18 +177,26 @@ _DESTRUCTIVE_OPS = {
     "alter_column",
     "rename_table",
     "batch_alter_table",
-    "execute_if_destructive",
+    "exec_driver_sql",  # raw SQL must go through op.execute with a literal, checked below
 }
 _DESTRUCTIVE_SQL = [
-    re.compile(r"^\s*(DROP|TRUNCATE|DELETE|UPDATE)\b"),
-    re.compile(r"\bALTER\s+TABLE\b.*\b(RENAME|DROP|ALTER\s+COLUMN|TYPE)\b", re.S),
+    # a statement (at the start, or after a ';') that destroys or rewrites
+    re.compile(
+        r"(^|;)\s*(DROP\s+\w|TRUNCATE\s+\w|DELETE\s+FROM\b|UPDATE\s+\w+\s+SET\b|REPLACE\s+INTO\b)",
+        re.M,
+    ),
+    re.compile(r"\bALTER\s+TABLE\b[^;]*\b(RENAME|DROP|ALTER\s+COLUMN|TYPE)\b", re.S),
 ]
 
 
 def _revision_problems(source: str) -> list[str]:
     tree = ast.parse(source)
     problems = []
+    # Every string in the module, constants included, is checked as SQL.
     for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value.upper()
+            problems += [f"SQL {text[:40]!r}" for rx in _DESTRUCTIVE_SQL if rx.search(text)]
         if isinstance(node, ast.FunctionDef) and node.name == "downgrade":
             body = [
                 n
@@ -200,15 +208,10 @@ def _revision_problems(source: str) -> list[str]:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr in _DESTRUCTIVE_OPS:
                 problems.append(f"op.{node.func.attr}")
-            if node.func.attr == "execute":
-                text = " ".join(
-                    c.value
-                    for c in ast.walk(node)
-                    if isinstance(c, ast.Constant) and isinstance(c.value, str)
-                ).upper()
-                problems += [
-                    f"execute({text[:40]}...)" for rx in _DESTRUCTIVE_SQL if rx.search(text)
-                ]
+            if node.func.attr == "execute" and not all(
+                isinstance(a, ast.Constant | ast.JoinedStr) for a in node.args
+            ):
+                problems.append("execute() of SQL that is not a literal")
     return problems
 
 
@@ -226,6 +229,9 @@ def test_every_revision_is_additive(path: Path) -> None:
         "def upgrade():\n    op.alter_column('tasks', 'title', new_column_name='name')\n",
         "def upgrade():\n    op.execute('ALTER TABLE tasks RENAME TO t2')\n",
         "def upgrade():\n    op.execute('DROP INDEX ix')\n",
+        "def upgrade():\n    op.execute('CREATE INDEX i ON t (c); DROP TABLE tasks')\n",
+        "def upgrade():\n    op.get_bind().exec_driver_sql('DROP TABLE tasks')\n",
+        "SQL = 'DROP TABLE tasks'\ndef upgrade():\n    op.execute(SQL)\n",
         "def upgrade():\n    pass\ndef downgrade():\n    op.drop_table('x')\n",
     ],
 )

@@ -233,6 +233,7 @@ class TaskLifecycle(RuleBasedStateMachine):
                 assert t.agent_id == m.agent
         counts = self.store.counts()
         assert sum(counts.values()) == len(self.model)
+        assert self.store.verify_chain().ok
         assert counts[TaskStatus.DONE] == sum(m.status == "done" for m in self.model.values())
 
 

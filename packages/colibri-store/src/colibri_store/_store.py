@@ -475,6 +475,7 @@ def _build_statements(
         task_id=_B("task_id"), depends_on=_B("dep")
     )
     s["get_agent"] = sa.select(*_AGENT_COLS).where(agents.c.id == _B("id"))
+    s["get_agent_for_update"] = s["get_agent"].with_for_update()
     s["agent_active_count"] = (
         sa.select(sa.func.count())
         .select_from(tasks)
@@ -1533,53 +1534,52 @@ class Store:
                     raise NotFound("agent", agent_id)
                 pending = None
             else:
-                pending = tx.run("get_agent", {"id": agent_id})
+                # FOR UPDATE: claims by one agent take turns, so max_tasks holds across
+                # concurrent transactions (each counts what the others committed).
+                pending = tx.run("get_agent_for_update", {"id": agent_id})
             last = self._last_sweep
             if last is None or not timedelta(0) <= tx.now - last < _SWEEP_EVERY:
                 self._expire(tx, _EXPIRE_ON_CLAIM)
                 self._last_sweep = tx.now
             self._claims += 1
             oldest_first = bool(self.fifo_every) and self._claims % self.fifo_every == 0
-            rows = tx.run_sized(
-                "claim_batch",
-                -n if oldest_first else n,
-                self._claim_params(
-                    tx,
-                    task_id=None,
-                    agent_id=agent_id,
-                    caps=(),
-                    lease_seconds=lease_seconds,
-                    start=start,
-                    n=n,
-                ),
-            ).fetchall()
+            params = self._claim_params(
+                tx,
+                task_id=None,
+                agent_id=agent_id,
+                caps=(),
+                lease_seconds=lease_seconds,
+                start=start,
+                n=n,
+            )
+            tx.cur.execute("SAVEPOINT claim")
+            rows = tx.run_sized("claim_batch", -n if oldest_first else n, params).fetchall()
             if pending is not None:
                 agent_rows = pending.fetchall()
                 if not agent_rows:
                     raise NotFound("agent", agent_id)
             agent = _agent(agent_rows[0])
+            if agent.max_tasks is not None and rows:
+                room = self._room(tx, agent.id, agent.max_tasks, len(rows))
+                if room < len(rows):
+                    # Undo the claim entirely (no trace left on the rows) and take fewer.
+                    tx.cur.execute("ROLLBACK TO SAVEPOINT claim")
+                    size = -room if oldest_first else room
+                    rows = tx.run_sized("claim_batch", size, params).fetchall()
             claimed = [_task(r) for r in rows]
             if len(claimed) > 1:
                 claimed.sort(key=lambda t: (t.id,) if oldest_first else (-t.priority, t.id))
-            if agent.max_tasks is not None and claimed:
-                claimed = self._within_capacity(tx, agent.id, agent.max_tasks, claimed)
             claimed = self._settle_claims(tx, claimed, lease_seconds)
             self._audit_claims(tx, claimed, agent_id, start)
         return claimed
 
-    def _within_capacity(
-        self, tx: _Tx, agent_id: int, max_tasks: int, claimed: list[Task]
-    ) -> list[Task]:
-        """Give back what this claim took beyond the agent's max_tasks."""
+    def _room(self, tx: _Tx, agent_id: int, max_tasks: int, just_claimed: int) -> int:
+        """How many of ``just_claimed`` fit under max_tasks; AtCapacity if none."""
         active = tx.run("agent_active_count", {"agent_id": agent_id}).fetchall()[0][0]
-        surplus = active - max_tasks
-        if surplus <= 0:
-            return claimed
-        if surplus >= len(claimed):
+        room: int = max_tasks - (active - just_claimed)
+        if room <= 0:
             raise AtCapacity(agent_id, max_tasks)  # it was full before: roll all back
-        for task in claimed[len(claimed) - surplus :]:
-            tx.run("unclaim", {"id": task.id, "epoch": task.claim_epoch})
-        return claimed[: len(claimed) - surplus]
+        return room
 
     def _settle_claims(
         self, tx: _Tx, claimed: list[Task], lease_seconds: float | None
@@ -1641,7 +1641,8 @@ class Store:
 
     def _claimant(self, tx: _Tx, agent_id: int) -> tuple[tuple[str, ...], int | None]:
         _check_id("agent_id", agent_id)
-        rows = tx.run("get_agent", {"id": agent_id}).fetchall()
+        lookup = "get_agent" if self._sqlite else "get_agent_for_update"
+        rows = tx.run(lookup, {"id": agent_id}).fetchall()
         if not rows:
             raise NotFound("agent", agent_id)
         agent = _agent(rows[0])
