@@ -217,3 +217,22 @@ def test_bad_inputs_are_typed(store: Store, call, field: str) -> None:
         call(store)
     assert field in info.value.field
     assert store.export_json() == before
+
+
+def test_a_finished_thread_gives_its_connection_back(db_url: str) -> None:
+    import gc
+
+    with Store.open(db_url) as store:
+        for _ in range(20):
+            thread = threading.Thread(target=store.counts)
+            thread.start()
+            thread.join(timeout=30)
+        gc.collect()
+        assert sum(f.alive for f in store._finalizers) <= 1
+        if store.backend == "postgresql":
+            conn = store._conn()
+            count = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend'"
+            ).fetchone()[0]
+            assert count < 10

@@ -30,6 +30,7 @@ import socket
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -673,6 +674,17 @@ def _build_statements(
 # ---------------------------------------------------------------- the store
 
 
+class _ThreadConnection:
+    """Marks one thread's connection; its collection closes the connection."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _close_quietly(pooled: Any) -> None:
+    with contextlib.suppress(Exception):
+        pooled.close()
+
+
 class _Tx:
     """An open write transaction: a cursor plus the audit events to append at commit."""
 
@@ -751,6 +763,7 @@ class Store:
         self._sized_cache: dict[tuple[str, int], _Compiled] = {}
         self._local = threading.local()
         self._connections: list[Any] = []
+        self._finalizers: list[weakref.finalize[Any, Any]] = []
         self._lock = threading.Lock()
         self._closed = False
         self.lease_seconds = lease_seconds
@@ -873,9 +886,11 @@ class Store:
             self._closed = True
             self._waiter = None  # its pooled wrapper is in _connections
             for conn in self._connections:
-                with contextlib.suppress(Exception):
-                    conn.close()
+                _close_quietly(conn)
             self._connections.clear()
+            for finalizer in self._finalizers:
+                finalizer()  # closes that thread's connection now, once
+            self._finalizers.clear()
         self._local = threading.local()
         self._engine.dispose()
 
@@ -909,12 +924,15 @@ class Store:
             conn = pooled.driver_connection
             if not self._sqlite:
                 conn.autocommit = True  # we send BEGIN/COMMIT ourselves
-
+            # The connection lives as long as the thread's local slot: when the thread
+            # ends, the holder is collected and the connection closed (or at close()).
+            holder = _ThreadConnection()
+            self._local.holder = holder
             self._local.conn = conn
-            self._local.pooled = pooled
             self._local.cur = conn.cursor()
             with self._lock:
-                self._connections.append(pooled)
+                self._finalizers = [f for f in self._finalizers if f.alive]
+                self._finalizers.append(weakref.finalize(holder, _close_quietly, pooled))
         return conn
 
     def _cursor(self) -> Any:
