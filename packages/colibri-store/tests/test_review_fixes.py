@@ -236,3 +236,33 @@ def test_a_finished_thread_gives_its_connection_back(db_url: str) -> None:
                 "AND backend_type = 'client backend'"
             ).fetchone()[0]
             assert count < 10
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value"),
+    [
+        ("tasks", "required_capabilities", "x,y"),
+        ("tasks", "priority", "high"),
+        ("tasks", "status", "running"),
+        ("agents", "capabilities", "not json"),
+        ("audit_events", "actor", "mallory"),  # breaks the chain
+    ],
+)
+def test_import_refuses_bad_values(
+    db_url: str, tmp_path: Path, table: str, column: str, value: str
+) -> None:
+    from conftest import make_url
+
+    with Store.open(db_url) as src:
+        a = src.register_agent("a", ["x"])
+        src.create_task("t", required_capabilities=["x"])
+        assert a.id == 1
+        doc = src.export_json()
+    doc["tables"][table][0][column] = value
+    (tmp_path / "dst").mkdir()
+    with Store.open(
+        make_url("sqlite" if db_url.startswith("sqlite") else "postgresql", tmp_path / "dst")
+    ) as dst:
+        with pytest.raises(InvalidInput, match=f"tables.{table}"):
+            dst.import_json(doc)
+        assert dst.export_json()["tables"]["tasks"] == []

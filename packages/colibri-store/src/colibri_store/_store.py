@@ -2392,6 +2392,9 @@ class Store:
                         raise InvalidInput(
                             f"tables.{table.name}[{index}]", f"must have exactly the keys {names}"
                         )
+                    _check_import_row(table, index, row)
+                if table is audit_events:
+                    _check_import_chain(rows)
                 if rows:
                     q = _Compiled(
                         sa.insert(table).values({n: _B(n) for n in names}), self._engine.dialect
@@ -2408,6 +2411,69 @@ class Store:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+_IMPORT_ENUMS: dict[tuple[str, str], Any] = {
+    ("tasks", "status"): TaskStatus,
+    ("agents", "status"): AgentStatus,
+    ("tenants", "status"): TenantStatus,
+}
+_IMPORT_JSON_ARRAYS = {("tasks", "required_capabilities"), ("agents", "capabilities")}
+_IMPORT_JSON = {("tasks", "result"), ("audit_events", "payload")}
+
+
+def _check_import_row(table: sa.Table, index: int, row: Mapping[str, Any]) -> None:
+    """Each value has its column's type and shape, so an import cannot plant a bad row."""
+    for column in table.c:
+        value = row[column.name]
+        field = f"tables.{table.name}[{index}].{column.name}"
+        if value is None:
+            if not column.nullable or column.primary_key:
+                raise InvalidInput(field, "must not be null")
+            continue
+        python_type = column.type.python_type
+        if python_type is int:
+            _check_int(field, value, low=-(2**62) if column.name == "priority" else 0, high=2**62)
+        elif python_type is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInput(field, f"must be a number, not {type(value).__name__}")
+        else:
+            _check_text(field, value, limit=10 * MAX_TEXT, required=False)
+        key = (table.name, column.name)
+        if key in _IMPORT_ENUMS:
+            _parse_enum(_IMPORT_ENUMS[key], field, value)
+        if key in _IMPORT_JSON_ARRAYS or key in _IMPORT_JSON:
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                raise InvalidInput(field, "must hold JSON") from None
+            if key in _IMPORT_JSON_ARRAYS and key[0] == "tasks":
+                check_capabilities(parsed, field)
+
+
+def _check_import_chain(rows: list[Any]) -> None:
+    """The imported audit log must be an intact chain; later events will build on it."""
+    prev = _audit.GENESIS_HASH
+    for index, row in enumerate(rows):
+        event = AuditEvent(
+            seq=row["seq"],
+            at=row["at"],
+            actor=row["actor"],
+            verb=row["verb"],
+            subject=row["subject"],
+            payload=json.loads(row["payload"]),
+            prev_hash=row["prev_hash"],
+            hash=row["hash"],
+        )
+        if (
+            event.seq != index + 1
+            or event.prev_hash != prev
+            or _audit.recompute(event) != event.hash
+        ):
+            raise InvalidInput(
+                f"tables.audit_events[{index}]", "breaks the hash chain; refusing to import it"
+            )
+        prev = event.hash
 
 
 def _check_lease(seconds: Any) -> float:
