@@ -1150,7 +1150,7 @@ class Store:
         plain = _PLAIN_TASK_ROW
         title_only = True
         for index, item in enumerate(items):
-            if not isinstance(item, Mapping):
+            if type(item) is not dict and not isinstance(item, Mapping):
                 raise InvalidInput(f"items[{index}]", "must be a mapping of create_task arguments")
             if item.keys() == _TITLE_ONLY:
                 # The common bulk case: only a title; everything else takes its default.
@@ -1570,7 +1570,10 @@ class Store:
                 start=start,
                 n=n,
             )
-            tx.cur.execute("SAVEPOINT claim")
+            # A savepoint to undo a claim beyond max_tasks (on SQLite we already know
+            # whether the agent has one; on PostgreSQL its row arrives with the claim).
+            if not self._sqlite or _agent(agent_rows[0]).max_tasks is not None:
+                tx.cur.execute("SAVEPOINT claim")
             rows = tx.run_sized("claim_batch", -n if oldest_first else n, params).fetchall()
             if pending is not None:
                 agent_rows = pending.fetchall()
