@@ -64,7 +64,7 @@ from colibri_store._schema import (
     tasks,
     tenants,
 )
-from colibri_store._transitions import TASK_ACTIONS, tenant_move_allowed
+from colibri_store._transitions import tenant_move_allowed
 from colibri_store.errors import (
     AlreadyExists,
     AtCapacity,
@@ -116,13 +116,6 @@ _PLAIN_TASK_ROW: dict[str, Any] = {
 }
 _SWEEP_EVERY = timedelta(seconds=1)  # ...at most this often per Store, off the hot path
 WORK_CHANNEL = "colibri_work"
-_ZERO_USAGE_PARAMS = {
-    "input_tokens": 0,
-    "output_tokens": 0,
-    "cache_read_tokens": 0,
-    "cache_write_tokens": 0,
-    "cost_micros": 0,
-}
 EXPORT_FORMAT = "colibri-store-export"
 EXPORT_VERSION = 1
 
@@ -225,13 +218,13 @@ def _usage(value: Usage | Mapping[str, Any] | None) -> Usage:
     if value is None:
         return _NO_USAGE
     if isinstance(value, Mapping):
-        unknown = set(value) - set(attrs_fields_of_usage())
+        unknown = set(value) - set(_usage_fields())
         if unknown:
             raise InvalidInput("usage", f"unknown keys {sorted(unknown)}")
         value = Usage(**value)
     if not isinstance(value, Usage):
         raise InvalidInput("usage", f"must be a Usage or a mapping, not {type(value).__name__}")
-    for name in attrs_fields_of_usage():
+    for name in _usage_fields():
         high = 2**62 if name == "cost_micros" else MAX_INT4
         _check_int(f"usage.{name}", getattr(value, name), low=0, high=high)
     return value
@@ -240,7 +233,7 @@ def _usage(value: Usage | Mapping[str, Any] | None) -> Usage:
 _NO_USAGE = Usage()
 
 
-def attrs_fields_of_usage() -> tuple[str, ...]:
+def _usage_fields() -> tuple[str, ...]:
     return (
         "input_tokens",
         "output_tokens",
@@ -1755,10 +1748,10 @@ class Store:
         if action == "complete":
             usage = _usage(opts["usage"])
             params["result"] = _result_json(opts["result"])
-            for name in attrs_fields_of_usage():
+            for name in _usage_fields():
                 params[name] = getattr(usage, name)
             if usage is not _NO_USAGE and usage != _NO_USAGE:
-                payload["usage"] = {n: getattr(usage, n) for n in attrs_fields_of_usage()}
+                payload["usage"] = {n: getattr(usage, n) for n in _usage_fields()}
         if action in ("fail", "release"):
             params["error"] = _check_text("error", opts["error"], limit=MAX_TEXT, required=False)
         if not self._sqlite and action in ("complete", "fail"):
@@ -2756,4 +2749,3 @@ def _event(row: Sequence[Any]) -> AuditEvent:
 
 
 __all__ = ["Store", "check_capabilities", "format_time"]
-_ = TASK_ACTIONS  # the table documents the same rules the SQL guards enforce
