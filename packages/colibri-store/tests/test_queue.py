@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from conftest import FakeClock
@@ -113,9 +114,13 @@ def test_dedupe_key_returns_the_open_task(store: Store) -> None:
 
 
 @pytest.mark.slow
-def test_dedupe_race_eight_processes_make_one_task(db_url: str) -> None:
+def test_dedupe_race_eight_processes_make_one_task(db_url: str, tmp_path: Path) -> None:
     Store.open(db_url).close()
-    procs = [_spawn("dedupe", db_url, "nightly-2026-11-23") for _ in range(8)]
+    go = tmp_path / "go"
+    procs = [_spawn("dedupe", db_url, "nightly-2026-11-23", str(go)) for _ in range(8)]
+    for proc in procs:  # every process has opened the store before any creates
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    go.touch()
     ids = set()
     for proc in procs:
         out, err = proc.communicate(timeout=120)

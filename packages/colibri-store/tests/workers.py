@@ -67,10 +67,19 @@ def drain_batches(url: str, agent_name: str, batch: int, go_file: str | None = N
     print(json.dumps({"claimed": claimed, "errors": errors, "started": started, "ended": ended}))
 
 
-def dedupe(url: str, key: str) -> None:
-    """Create the same deduplicated task; print the id we got."""
+def dedupe(url: str, key: str, go_file: str | None = None) -> None:
+    """Create the same deduplicated task; print the id we got.
+
+    With ``go_file``: open the store, print "ready", and create only once the file
+    exists, so that every process's create overlaps the others'.
+    """
     with Store.open(url, actor="dedupe") as store:
-        print(store.create_task("same intake", dedupe_key=key).id)
+        if go_file:
+            print("ready", flush=True)
+            deadline = time.monotonic() + 120
+            while not os.path.exists(go_file) and time.monotonic() < deadline:
+                time.sleep(0.0005)
+        print(store.create_task("same intake", dedupe_key=key).id, flush=True)
 
 
 def keyed(url: str, agent_name: str, probe_every: int) -> None:
@@ -129,7 +138,7 @@ if __name__ == "__main__":
     elif command == "drain_batches":
         drain_batches(sys.argv[2], sys.argv[3], int(sys.argv[4]), *sys.argv[5:6])
     elif command == "dedupe":
-        dedupe(sys.argv[2], sys.argv[3])
+        dedupe(sys.argv[2], sys.argv[3], *sys.argv[4:5])
     elif command == "keyed":
         keyed(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif command == "batch_writer":
