@@ -13,7 +13,6 @@ import pytest
 from colibri_store import Store
 
 PARAMS = {
-    "agent_caps": "[]",
     "new_status": "started",
     "agent_id": 1,
     "lease": "2026-01-01T00:00:00.000000Z",

@@ -356,7 +356,7 @@ def _requires_sql(dialect_name: str) -> Any:
 
 
 def _claimable(dialect_name: str) -> tuple[Any, ...]:
-    """Conditions for a queued task to be claimable by the agent with ``:agent_caps`` now."""
+    """Conditions for a queued task to be claimable by the agent ``:agent_id`` now."""
     held = tasks.alias("held")
     under_limit = sa.or_(
         tasks.c.concurrency_key.is_(None),
@@ -1494,23 +1494,21 @@ class Store:
         """
         _check_id("task_id", task_id)
         with self._write() as tx:
-            caps, room = self._claimant(tx, agent_id)
-            if room is not None and room <= 0:
-                raise AtCapacity(agent_id, self._max_tasks(tx, agent_id))
+            agent = self._claimant(tx, agent_id)
+            if agent.max_tasks is not None:
+                self._room(tx, agent.id, agent.max_tasks, 0)  # AtCapacity when full
             rows = tx.run(
                 "claim_one",
                 self._claim_params(
                     tx,
                     task_id=task_id,
                     agent_id=agent_id,
-                    caps=caps,
                     lease_seconds=lease_seconds,
                     start=start,
-                    n=1,
                 ),
             ).fetchall()
             if not rows:
-                raise self._why_not_claimable(tx, task_id, caps)
+                raise self._why_not_claimable(tx, task_id, agent.capabilities)
             claimed = self._settle_claims(tx, [_task(rows[0])], lease_seconds)
             if not claimed:
                 raise Conflict(
@@ -1539,11 +1537,10 @@ class Store:
         with self._write() as tx:
             # The agent's capabilities enter the claim as a subquery, so its row is read
             # beside the claim (one round trip on PostgreSQL), not before it.
+            agent: Agent | None = None
+            pending = None
             if self._sqlite:
-                agent_rows = tx.run("get_agent", {"id": agent_id}).fetchall()
-                if not agent_rows:
-                    raise NotFound("agent", agent_id)
-                pending = None
+                agent = self._claimant(tx, agent_id)
             else:
                 # FOR UPDATE: claims by one agent take turns, so max_tasks holds across
                 # concurrent transactions (each counts what the others committed).
@@ -1555,24 +1552,19 @@ class Store:
             self._claims += 1
             oldest_first = bool(self.fifo_every) and self._claims % self.fifo_every == 0
             params = self._claim_params(
-                tx,
-                task_id=None,
-                agent_id=agent_id,
-                caps=(),
-                lease_seconds=lease_seconds,
-                start=start,
-                n=n,
+                tx, task_id=None, agent_id=agent_id, lease_seconds=lease_seconds, start=start
             )
             # A savepoint to undo a claim beyond max_tasks (on SQLite we already know
             # whether the agent has one; on PostgreSQL its row arrives with the claim).
-            if not self._sqlite or _agent(agent_rows[0]).max_tasks is not None:
+            if agent is None or agent.max_tasks is not None:
                 tx.cur.execute("SAVEPOINT claim")
             rows = tx.run_sized("claim_batch", -n if oldest_first else n, params).fetchall()
             if pending is not None:
                 agent_rows = pending.fetchall()
                 if not agent_rows:
                     raise NotFound("agent", agent_id)
-            agent = _agent(agent_rows[0])
+                agent = _agent(agent_rows[0])
+            assert agent is not None  # read on SQLite above, with the claim on PostgreSQL
             if agent.max_tasks is not None and rows:
                 room = self._room(tx, agent.id, agent.max_tasks, len(rows))
                 if room < len(rows):
@@ -1636,16 +1628,13 @@ class Store:
         *,
         task_id: int | None,
         agent_id: int,
-        caps: tuple[str, ...],
         lease_seconds: float | None,
         start: bool,
-        n: int,
     ) -> dict[str, Any]:
+        # The agent's capabilities enter the statements as a subquery on :agent_id.
         now = tx.stamp()
         return {
             "id": task_id,
-            "n": n,
-            "agent_caps": json.dumps(list(caps)),
             "new_status": "started" if start else "claimed",
             "agent_id": agent_id,
             "lease": self._lease_until(tx.now, lease_seconds),
@@ -1653,20 +1642,14 @@ class Store:
             "started_at": now if start else None,
         }
 
-    def _claimant(self, tx: _Tx, agent_id: int) -> tuple[tuple[str, ...], int | None]:
+    def _claimant(self, tx: _Tx, agent_id: int) -> Agent:
+        """The claiming agent, its row locked on PostgreSQL so its claims take turns."""
         _check_id("agent_id", agent_id)
         lookup = "get_agent" if self._sqlite else "get_agent_for_update"
         rows = tx.run(lookup, {"id": agent_id}).fetchall()
         if not rows:
             raise NotFound("agent", agent_id)
-        agent = _agent(rows[0])
-        if agent.max_tasks is None:
-            return agent.capabilities, None
-        active = tx.run("agent_active_count", {"agent_id": agent_id}).fetchall()[0][0]
-        return agent.capabilities, agent.max_tasks - active
-
-    def _max_tasks(self, tx: _Tx, agent_id: int) -> int:
-        return int(_agent(tx.run("get_agent", {"id": agent_id}).fetchall()[0]).max_tasks or 0)
+        return _agent(rows[0])
 
     def _audit_claims(self, tx: _Tx, claimed: list[Task], agent_id: int, start: bool) -> None:
         # Canonical JSON (sorted keys, no spaces) built directly: this runs per claimed
