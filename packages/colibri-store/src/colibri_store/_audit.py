@@ -29,12 +29,14 @@ def canonical_json(value: Any) -> str:
 _PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*')
 
 
-@functools.lru_cache(maxsize=4096)
-def _json_str(value: str) -> str:
-    # Plain ASCII needs no escaping: skip json.dumps on the hot path.
+def json_str(value: str) -> str:
+    """A string's canonical JSON; plain text needs no escaping, so skip json.dumps."""
     if _PLAIN.fullmatch(value):
         return f'"{value}"'
     return json.dumps(value, ensure_ascii=False)
+
+
+_json_str = functools.lru_cache(maxsize=4096)(json_str)  # actors, verbs, timestamps repeat
 
 
 def body_parts(at: str, actor: str, verb: str, subject: str, payload_json: str) -> tuple[str, str]:

@@ -9,6 +9,11 @@ Design notes (why it looks like this):
 * SQLite write transactions begin with ``BEGIN IMMEDIATE``: the write lock is
   taken up front, so concurrent writers queue on the busy timeout instead of
   failing with "database is locked" on a read-to-write upgrade.
+* Before that, a SQLite writer takes an ``flock`` on a file beside the database
+  (``<db>-writer.lock``), one open file per thread. SQLite's own busy handler sleeps
+  up to 100 ms between tries, so writers of several processes leave the lock idle
+  while they sleep; on the flock they queue and wake within a fraction of a
+  millisecond. It only orders Colibri's writers: SQLite's locking still decides.
 * Every mutation appends its audit events at the end of its own transaction. On
   PostgreSQL an advisory transaction lock serialises the append, so concurrent
   transactions cannot fork the chain; it is taken as late as possible.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fcntl
 import functools
 import getpass
 import json
@@ -132,16 +138,20 @@ def format_time(moment: datetime, field: str = "time") -> str:
     """The store's timestamp form: fixed-width UTC ISO-8601 with microseconds."""
     if not isinstance(moment, datetime):
         raise InvalidInput(field, f"must be a timezone-aware datetime, not {type(moment).__name__}")
-    if moment.tzinfo is None:
+    if moment.tzinfo is UTC:
+        utc = moment  # the common case, from the default clock
+    elif moment.tzinfo is None:
         raise InvalidInput(field, "must be timezone-aware")
-    try:
-        utc = moment.astimezone(UTC)
-    except OverflowError:
-        raise InvalidInput(field, "is out of range") from None
+    else:
+        try:
+            utc = moment.astimezone(UTC)
+        except OverflowError:
+            raise InvalidInput(field, "is out of range") from None
     if not 1000 <= utc.year <= 9999:
         # Four-digit years keep the text form fixed-width, so it sorts as time does.
         raise InvalidInput(field, f"year {utc.year} is out of range 1000..9999")
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is faster than strftime; its "+00:00" becomes "Z".
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 # ---------------------------------------------------------------- validation
@@ -389,6 +399,18 @@ def _build_statements(
 ) -> tuple[dict[str, _Compiled], dict[str, Callable[[int], Any]]]:
     pg = dialect.name == "postgresql"
     s: dict[str, Any] = {}
+    # SQLite: the hot write statements also return the audit chain's head (seq, hash),
+    # which saves the transaction a statement of its own before its audit append.
+    # Under BEGIN IMMEDIATE no one else can move the head before that append.
+    head: tuple[Any, ...] = ()
+    if not pg:
+        newest = sa.select(audit_events.c.seq, audit_events.c.hash).order_by(
+            audit_events.c.seq.desc()
+        )
+        head = (
+            newest.with_only_columns(audit_events.c.seq).limit(1).scalar_subquery(),
+            newest.with_only_columns(audit_events.c.hash).limit(1).scalar_subquery(),
+        )
     now: Any = _B("now")
     new_task = sa.insert(tasks).values(
         title=_B("title"),
@@ -406,7 +428,9 @@ def _build_statements(
         not_before=_B("not_before"),
         lease_seconds=_B("task_lease_seconds"),
     )
-    s["insert_task"] = new_task.returning(*_TASK_COLS)
+    # Only the id comes back: the rest of a new task is what we sent and the schema's
+    # defaults, and RETURNING every column costs a third of a SQLite insert.
+    s["insert_task"] = new_task.returning(tasks.c.id, *head)
     s["open_by_dedupe_key"] = sa.select(*_TASK_COLS).where(
         tasks.c.dedupe_key == _B("dedupe_key"), _status_in("queued", "claimed", "started")
     )
@@ -515,7 +539,7 @@ def _build_statements(
             sa.update(tasks)
             .where(tasks.c.id.in_(sa.select(cand_cte.c.id)), _still_status(dialect.name, "queued"))
             .values(**claim_values)
-            .returning(*_TASK_COLS)
+            .returning(*_TASK_COLS, *head)
         )
 
     one = sa.select(tasks.c.id).where(
@@ -538,13 +562,13 @@ def _build_statements(
             updated_at=now,
             lease_expires_at=_B("lease"),
         )
-        .returning(*_TASK_COLS)
+        .returning(*_TASK_COLS, *head)
     )
     s["heartbeat"] = (
         sa.update(tasks)
         .where(guard, _status_in("claimed", "started"))
         .values(lease_expires_at=_B("lease"), updated_at=now)
-        .returning(*_TASK_COLS)
+        .returning(*_TASK_COLS, *head)
     )
     s["complete"] = (
         sa.update(tasks)
@@ -561,7 +585,7 @@ def _build_statements(
             finished_at=now,
             updated_at=now,
         )
-        .returning(*_TASK_COLS)
+        .returning(*_TASK_COLS, *head)
     )
     s["fail"] = (
         sa.update(tasks)
@@ -574,7 +598,7 @@ def _build_statements(
             finished_at=now,
             updated_at=now,
         )
-        .returning(*_TASK_COLS)
+        .returning(*_TASK_COLS, *head)
     )
     requeue_or_fail = sa.case(
         (tasks.c.attempts + 1 >= tasks.c.max_attempts, sa.literal_column("'failed'")),
@@ -592,7 +616,7 @@ def _build_statements(
         sa.update(tasks)
         .where(guard, _status_in("claimed", "started"))
         .values(**requeue_values)
-        .returning(*_TASK_COLS)
+        .returning(*_TASK_COLS, *head)
     )
 
     def expire(limit: int) -> Any:
@@ -673,15 +697,18 @@ class _ThreadConnection:
     __slots__ = ("__weakref__",)
 
 
-def _close_quietly(pooled: Any) -> None:
+def _close_quietly(pooled: Any, lock_fd: int | None = None) -> None:
     with contextlib.suppress(Exception):
         pooled.close()
+    if lock_fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(lock_fd)
 
 
 class _Tx:
     """An open write transaction: a cursor plus the audit events to append at commit."""
 
-    __slots__ = ("_conn", "_cur", "_stamp", "events", "now", "store")
+    __slots__ = ("_conn", "_cur", "_stamp", "events", "head", "now", "store")
 
     def __init__(self, store: Store, cur: Any, now: datetime) -> None:
         self.store = store
@@ -692,6 +719,9 @@ class _Tx:
         self.now = now
         self._stamp: str | None = None
         self.events: list[tuple[str, str, str]] = []  # (verb, subject, payload json)
+        # SQLite: the chain head (seq, hash), when a statement of this transaction
+        # returned it (both None for an empty chain); None: read it before appending.
+        self.head: tuple[int | None, str | None] | None = None
 
     @property
     def cur(self) -> Any:
@@ -733,6 +763,54 @@ class _Tx:
 
     def audit(self, verb: str, subject: str, payload: Mapping[str, Any]) -> None:
         self.events.append((verb, subject, _audit.canonical_json(payload)))
+
+
+class _SqliteWrite:
+    """``with store._write() as tx`` on SQLite: flock, BEGIN IMMEDIATE ... audit, COMMIT.
+
+    On any error the transaction rolls back and a database refusal (a constraint)
+    becomes a Conflict; the writers' lock is released either way.
+    """
+
+    __slots__ = ("store", "tx")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> _Tx:
+        store = self.store
+        cur = store._cursor()
+        store._lock_writers()
+        try:
+            store._begin_immediate(cur)
+        except BaseException:
+            store._unlock_writers()
+            raise
+        self.tx = tx = _Tx(store, cur, store._now())
+        return tx
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
+        tx = self.tx
+        store = tx.store
+        failed_here = False  # the audit append or COMMIT raised, not the block
+        try:
+            if exc is None:
+                try:
+                    if tx.events:
+                        store._append_audit_sqlite(tx)
+                    tx._cur.execute("COMMIT")
+                except BaseException as failure:
+                    exc, failed_here = failure, True
+                else:
+                    return
+            with contextlib.suppress(Exception):
+                tx._cur.execute("ROLLBACK")
+        finally:
+            store._unlock_writers()
+        if not isinstance(exc, StoreError) and _is_integrity_error(exc):
+            raise Conflict(f"the database refused the change: {exc}") from exc
+        if failed_here:
+            raise exc
 
 
 class Store:
@@ -920,13 +998,56 @@ class Store:
             # The connection lives as long as the thread's local slot: when the thread
             # ends, the holder is collected and the connection closed (or at close()).
             holder = _ThreadConnection()
+            lock_fd = self._open_writer_lock() if self._sqlite else None
             self._local.holder = holder
             self._local.conn = conn
             self._local.cur = conn.cursor()
+            self._local.lock_fd = lock_fd
             with self._lock:
                 self._finalizers = [f for f in self._finalizers if f.alive]
-                self._finalizers.append(weakref.finalize(holder, _close_quietly, pooled))
+                self._finalizers.append(weakref.finalize(holder, _close_quietly, pooled, lock_fd))
         return conn
+
+    def _open_writer_lock(self) -> int | None:
+        """This thread's own open file of the writers' lock (flock is per open file)."""
+        assert self.sqlite_file is not None
+        path = self.sqlite_file.with_name(self.sqlite_file.name + "-writer.lock")
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return None  # a read-only directory, say: SQLite's busy handler alone orders writers
+
+    def _lock_writers(self) -> None:
+        """Queue on the writers' flock (see the module notes), within busy_timeout."""
+        fd = self._local.lock_fd
+        if fd is None:
+            return
+        pause, deadline = 0.00005, 0.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            except OSError:
+                self._local.lock_fd = None  # no flock here (ENOLCK on some network file systems)
+                os.close(fd)
+                return
+            now = time.monotonic()
+            if not deadline:
+                deadline = now + self._busy_timeout
+            elif now > deadline:
+                raise StoreError(
+                    f"another Colibri writer held the database for {self._busy_timeout:g} s "
+                    "(busy_timeout); is a process stuck holding a transaction?"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.001)
+
+    def _unlock_writers(self) -> None:
+        fd = self._local.lock_fd
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _cursor(self) -> Any:
         self._conn()
@@ -947,18 +1068,20 @@ class Store:
     def _now(self) -> datetime:
         return self._clock()
 
+    def _write(self) -> contextlib.AbstractContextManager[_Tx]:
+        """A write transaction; its audit events are appended just before COMMIT."""
+        if self._sqlite:
+            return _SqliteWrite(self)  # a plain class: the hot path on SQLite
+        return self._write_pg()
+
     @contextlib.contextmanager
-    def _write(self) -> Iterator[_Tx]:
+    def _write_pg(self) -> Iterator[_Tx]:
         cur = self._cursor()
-        # PostgreSQL: pipeline mode, so statements whose results we do not read (BEGIN,
-        # the chain lock, the audit insert, COMMIT) share round trips with the others.
-        pipeline = contextlib.nullcontext() if self._sqlite else self._conn().pipeline()
+        # Pipeline mode, so statements whose results we do not read (BEGIN, the chain
+        # lock, the audit insert, COMMIT) share round trips with the others.
         try:
-            with pipeline:
-                if self._sqlite:
-                    self._begin_immediate(cur)
-                else:
-                    cur.execute("BEGIN")
+            with self._conn().pipeline():
+                cur.execute("BEGIN")
                 tx = _Tx(self, cur, self._now())
                 yield tx
                 if tx.events:
@@ -1012,6 +1135,9 @@ class Store:
         return []
 
     def _append_audit(self, tx: _Tx) -> None:
+        if self._sqlite:
+            self._append_audit_sqlite(tx)
+            return
         cur = tx.cur
         at = tx.stamp()
         actor = _actor.get() or self.actor
@@ -1057,18 +1183,24 @@ class Store:
         if len(rows) == 1:
             cur.execute(q.sql, q.args(rows[0]))
             return
-        # Many events: one statement. PostgreSQL takes a column array per field (a
-        # short query psycopg parses once); SQLite multi-row VALUES.
-        if not self._sqlite:
-            cur.execute(
-                _PG_AUDIT_INSERT_MANY,
-                [[row[c] for row in rows] for c in _AUDIT_COLUMN_NAMES],
-            )
-            return
-        for start in range(0, len(rows), _AUDIT_ROWS_PER_INSERT):
-            chunk = rows[start : start + _AUDIT_ROWS_PER_INSERT]
-            flat = [row[c] for row in chunk for c in _AUDIT_COLUMN_NAMES]
-            cur.execute(_audit_insert_sql(len(chunk), sqlite=self._sqlite), flat)
+        # Many events: one statement, a column array per field (a short query psycopg
+        # parses once).
+        cur.execute(_PG_AUDIT_INSERT_MANY, [[row[c] for row in rows] for c in _AUDIT_COLUMN_NAMES])
+
+    def _append_audit_sqlite(self, tx: _Tx) -> None:
+        # Under BEGIN IMMEDIATE no one else appends: read the head, chain on from it.
+        cur = tx._cur
+        if tx.head is None:
+            found = cur.execute(_AUDIT_HEAD_SQL).fetchall()
+            tx.head = found[0] if found else (None, None)
+        seq, prev = tx.head
+        if seq is None or prev is None:
+            seq, prev = 0, _audit.GENESIS_HASH
+        rows = _chain_rows(seq, prev, tx.stamp(), _actor.get() or self.actor, tx.events)
+        step = _AUDIT_ROWS_PER_INSERT
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            cur.execute(_audit_insert_sql(len(chunk), sqlite=True), [v for r in chunk for v in r])
 
     def _lease_until(self, now: datetime, lease_seconds: float | None) -> str:
         seconds = self.lease_seconds if lease_seconds is None else _check_lease(lease_seconds)
@@ -1271,17 +1403,52 @@ class Store:
 
     def _insert_task(self, tx: _Tx, row: dict[str, Any], deps: tuple[int, ...]) -> Task:
         self._check_deps_exist(tx, deps)
-        row["now"] = tx.stamp()
-        task = _task(tx.run("insert_task", row).fetchall()[0], deps)
-        task_id = task.id
+        row["now"] = now = tx.stamp()
+        returned = tx.run("insert_task", row).fetchall()[0]
+        task_id = returned[0]
+        if self._sqlite:
+            tx.head = (returned[1], returned[2])
+        caps = row["caps"]
+        task = Task(
+            task_id,
+            row["title"],
+            row["description"],
+            TaskStatus.QUEUED,
+            None,
+            () if caps == "[]" else tuple(json.loads(caps)),
+            row["priority"],
+            0,
+            row["max_attempts"],
+            0,
+            None,
+            row["session_id"],
+            None,
+            None,
+            _NO_USAGE,
+            now,
+            now,
+            None,
+            None,
+            deps,
+            row["dedupe_key"],
+            row["concurrency_key"],
+            row["concurrency_limit"],
+            row["not_before"],
+            row["task_lease_seconds"],
+        )
         for dep in deps:
             tx.run("insert_dep", {"task_id": task_id, "dep": dep})
-        payload: dict[str, Any] = {"title": row["title"], "priority": row["priority"]}
-        if row["caps"] != "[]":
-            payload["required_capabilities"] = json.loads(row["caps"])
-        if deps:
-            payload["depends_on"] = list(deps)
-        tx.audit("create", f"task:{task_id}", payload)
+        if row["caps"] == "[]" and not deps:
+            # The canonical JSON of the common payload, built directly (sorted keys).
+            payload_json = f'{{"priority":{row["priority"]},"title":{_audit.json_str(row["title"])}'
+            tx.audit_json("create", f"task:{task_id}", payload_json + "}")
+        else:
+            payload: dict[str, Any] = {"title": row["title"], "priority": row["priority"]}
+            if row["caps"] != "[]":
+                payload["required_capabilities"] = json.loads(row["caps"])
+            if deps:
+                payload["depends_on"] = list(deps)
+            tx.audit("create", f"task:{task_id}", payload)
         tx.notify()
         return task
 
@@ -1514,7 +1681,9 @@ class Store:
                 raise Conflict(
                     f"task {task_id} is not claimable: its concurrency key is at its limit"
                 )
-            self._audit_claims(tx, claimed, agent_id, start)
+            self._audit_claims(
+                tx, [(t.id, t.claim_epoch, t.lease_expires_at) for t in claimed], agent_id, start
+            )
         return claimed[0]
 
     def claim_next(
@@ -1537,10 +1706,13 @@ class Store:
         with self._write() as tx:
             # The agent's capabilities enter the claim as a subquery, so its row is read
             # beside the claim (one round trip on PostgreSQL), not before it.
-            agent: Agent | None = None
             pending = None
+            max_tasks: int | None = None
             if self._sqlite:
-                agent = self._claimant(tx, agent_id)
+                found = tx._cur.execute(_AGENT_MAX_TASKS_SQL, (agent_id,)).fetchall()
+                if not found:
+                    raise NotFound("agent", agent_id)
+                max_tasks = found[0][0]
             else:
                 # FOR UPDATE: claims by one agent take turns, so max_tasks holds across
                 # concurrent transactions (each counts what the others committed).
@@ -1556,28 +1728,44 @@ class Store:
             )
             # A savepoint to undo a claim beyond max_tasks (on SQLite we already know
             # whether the agent has one; on PostgreSQL its row arrives with the claim).
-            if agent is None or agent.max_tasks is not None:
+            if pending is not None or max_tasks is not None:
                 tx.cur.execute("SAVEPOINT claim")
             rows = tx.run_sized("claim_batch", -n if oldest_first else n, params).fetchall()
             if pending is not None:
                 agent_rows = pending.fetchall()
                 if not agent_rows:
                     raise NotFound("agent", agent_id)
-                agent = _agent(agent_rows[0])
-            assert agent is not None  # read on SQLite above, with the claim on PostgreSQL
-            if agent.max_tasks is not None and rows:
-                room = self._room(tx, agent.id, agent.max_tasks, len(rows))
+                max_tasks = _agent(agent_rows[0]).max_tasks
+            if max_tasks is not None and rows:
+                room = self._room(tx, agent_id, max_tasks, len(rows))
                 if room < len(rows):
                     # Undo the claim entirely (no trace left on the rows) and take fewer.
                     tx.cur.execute("ROLLBACK TO SAVEPOINT claim")
                     size = -room if oldest_first else room
                     rows = tx.run_sized("claim_batch", size, params).fetchall()
-            claimed = [_task(r) for r in rows]
-            if len(claimed) > 1:
-                claimed.sort(key=lambda t: (t.id,) if oldest_first else (-t.priority, t.id))
-            claimed = self._settle_claims(tx, claimed, lease_seconds)
-            self._audit_claims(tx, claimed, agent_id, start)
-        return claimed
+            if rows and self._sqlite:
+                tx.head = (rows[0][_TASK_WIDTH], rows[0][_TASK_WIDTH + 1])
+            if len(rows) > 1:
+                rows.sort(
+                    key=(lambda r: r[_ROW_ID])
+                    if oldest_first
+                    else (lambda r: (-r[_ROW_PRIORITY], r[_ROW_ID]))
+                )
+            settled: list[Task] | None = None
+            if any(
+                r[_ROW_CONCURRENCY_KEY] is not None
+                or (lease_seconds is None and r[_ROW_LEASE_SECONDS] is not None)
+                for r in rows
+            ):
+                settled = self._settle_claims(tx, [_task(r) for r in rows], lease_seconds)
+                claims = [(t.id, t.claim_epoch, t.lease_expires_at) for t in settled]
+                self._audit_claims(tx, claims, agent_id, start)
+            else:
+                self._audit_claims(
+                    tx, [(r[_ROW_ID], r[_ROW_EPOCH], r[_ROW_LEASE]) for r in rows], agent_id, start
+                )
+        # Plain claims become Task values after COMMIT, outside the write lock.
+        return settled if settled is not None else [_task(r) for r in rows]
 
     def _room(self, tx: _Tx, agent_id: int, max_tasks: int, just_claimed: int) -> int:
         """How many of ``just_claimed`` fit under max_tasks; AtCapacity if none."""
@@ -1651,16 +1839,21 @@ class Store:
             raise NotFound("agent", agent_id)
         return _agent(rows[0])
 
-    def _audit_claims(self, tx: _Tx, claimed: list[Task], agent_id: int, start: bool) -> None:
+    def _audit_claims(
+        self, tx: _Tx, claimed: list[tuple[int, int, str | None]], agent_id: int, start: bool
+    ) -> None:
+        """One event per claimed ``(task id, epoch, lease)``."""
         # Canonical JSON (sorted keys, no spaces) built directly: this runs per claimed
         # task. The lease is our own fixed-width timestamp, which needs no escaping.
         tail = ',"started":true}' if start else "}"
-        for task in claimed:
-            tx.audit_json(
-                "claim",
-                f"task:{task.id}",
-                f'{{"agent_id":{agent_id},"epoch":{task.claim_epoch},'
-                f'"lease_expires_at":"{task.lease_expires_at}"{tail}',
+        events = tx.events
+        for task_id, epoch, lease in claimed:
+            events.append(
+                (
+                    "claim",
+                    f"task:{task_id}",
+                    f'{{"agent_id":{agent_id},"epoch":{epoch},"lease_expires_at":"{lease}"{tail}',
+                )
             )
 
     def _why_not_claimable(self, tx: _Tx, task_id: int, caps: tuple[str, ...]) -> StoreError:
@@ -1739,6 +1932,7 @@ class Store:
             params["error"] = _check_text("error", opts["error"], limit=MAX_TEXT, required=False)
         if not self._sqlite and action in ("complete", "fail"):
             return self._fenced_in_one_round_trip(action, task_id, epoch, params, payload)
+        task: Task | None = None
         with self._write() as tx:
             params["now"] = tx.stamp()
             if action in ("start", "heartbeat"):
@@ -1747,21 +1941,28 @@ class Store:
             rows = tx.run(action, params).fetchall()
             if not rows:
                 raise self._why_refused(tx, action, task_id, epoch)
-            task = _task(rows[0])
-            if action in ("start", "heartbeat") and lease_seconds is None and task.lease_seconds:
-                lease = self._lease_until(tx.now, task.lease_seconds)
-                tx.run("set_lease", {"id": task.id, "lease": lease})
-                task = attrs.evolve(task, lease_expires_at=lease)
+            row = rows[0]
+            if self._sqlite:
+                tx.head = (row[_TASK_WIDTH], row[_TASK_WIDTH + 1])
+            task_lease = row[_ROW_LEASE_SECONDS]
+            if action in ("start", "heartbeat") and lease_seconds is None and task_lease:
+                lease = self._lease_until(tx.now, task_lease)
+                tx.run("set_lease", {"id": task_id, "lease": lease})
+                task = attrs.evolve(_task(row), lease_expires_at=lease)
                 payload["lease_expires_at"] = lease
             if action == "release":
-                [task] = self._back_off(tx, [task])
+                [task] = self._back_off(tx, [_task(row)])
                 payload["to"] = task.status.value
                 if task.not_before:
                     payload["not_before"] = task.not_before
             if action in ("release", "complete"):
                 tx.notify()  # queued again, or dependents may now be ready
-            tx.audit(action, f"task:{task_id}", payload)
-        return task
+            if len(payload) == 1:
+                tx.audit_json(action, f"task:{task_id}", f'{{"epoch":{epoch}}}')
+            else:
+                tx.audit(action, f"task:{task_id}", payload)
+        # Otherwise the Task value is built after COMMIT, outside the write lock.
+        return task if task is not None else _task(row)
 
     def _fenced_in_one_round_trip(
         self,
@@ -1903,16 +2104,18 @@ class Store:
             # updated only if its epoch and status still allow it; RETURNING says which.
             args: list[Any]
             if self._sqlite:
-                sql = _batch_update_sql(action, len(checked), sqlite=True)
-                args = [v for item in checked for v in item]
+                sql = _batch_update_sql(action, len(checked))
+                args = [now, now]
+                args += [v for item in checked for v in item]
             else:
                 sql = _PG_BATCH_UPDATE[action]
                 args = [
                     [item[0] for item in checked],
                     [item[1] for item in checked],
                     [item[2] for item in checked],
+                    now,
+                    now,
                 ]
-            args += [now, now]
             cur = tx.cur
             cur.execute(sql, args)
             done = {row[0] for row in cur.fetchall()}
@@ -2529,6 +2732,21 @@ def _retry_busy(action: Callable[[], Any], timeout: float) -> None:
 
 _AUDIT_COLUMN_NAMES = ("seq", "at", "actor", "verb", "subject", "payload", "prev_hash", "hash")
 _AUDIT_ROWS_PER_INSERT = 500  # 8 parameters a row: well under SQLite's 32766
+_AUDIT_HEAD_SQL = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+_AGENT_MAX_TASKS_SQL = "SELECT max_tasks FROM agents WHERE id = ?"  # SQLite claims
+
+
+def _chain_rows(
+    seq: int, prev: str, at: str, actor: str, events: list[tuple[str, str, str]]
+) -> list[tuple[Any, ...]]:
+    """Audit rows (in _AUDIT_COLUMN_NAMES order) chained on from head ``(seq, prev)``."""
+    rows = []
+    for verb, subject, payload in events:
+        seq += 1
+        digest = _audit.event_hash(prev, seq, at, actor, verb, subject, payload)
+        rows.append((seq, at, actor, verb, subject, payload, prev, digest))
+        prev = digest
+    return rows
 
 
 _PG_AUDIT_INSERT_MANY = (
@@ -2592,40 +2810,32 @@ _PG_BATCH_UPDATE = {
 
 
 @functools.lru_cache(maxsize=64)
-def _batch_update_sql(action: str, n: int, *, sqlite: bool) -> str:
-    """``UPDATE tasks ... FROM`` a VALUES list of (id, epoch, result or error) items."""
-    if sqlite:
-        row, column = "(?, ?, ?)", ("column1", "column2", "column3")
-        now = "?"
-        recheck = "+tasks.status"
-    else:
-        row, column = "(%s::integer, %s::integer, %s::text)", ("id", "epoch", "value")
-        now = "%s"
-        recheck = "tasks.status"
-    values = ", ".join([row] * n)
-    items = f"(VALUES {values})" + ("" if sqlite else " AS items_v(id, epoch, value)")
-    cid, cepoch, cvalue = column
-    value_of = f"(SELECT {cvalue} FROM items WHERE items.{cid} = tasks.id)"
+def _batch_update_sql(action: str, n: int) -> str:
+    """SQLite: ``UPDATE tasks ... FROM`` a VALUES list of (id, epoch, result or error).
+
+    Parameters: finished_at, updated_at, then the items. Each item finds its task by
+    primary key (ids in a batch are unique, checked before); the ``+`` keeps the
+    planner from walking the status index instead.
+    """
     if action == "complete":
         assignments = (
-            f"status = 'done', lease_expires_at = NULL, result = {value_of}, "
+            "status = 'done', lease_expires_at = NULL, result = items.column3, "
             "input_tokens = 0, output_tokens = 0, cache_read_tokens = 0, "
-            "cache_write_tokens = 0, cost_micros = 0, "
-            f"finished_at = {now}, updated_at = {now}"
+            "cache_write_tokens = 0, cost_micros = 0"
         )
         allowed = "('started')"
     else:
         assignments = (
-            f"status = 'failed', attempts = attempts + 1, lease_expires_at = NULL, "
-            f"last_error = {value_of}, finished_at = {now}, updated_at = {now}"
+            "status = 'failed', attempts = attempts + 1, lease_expires_at = NULL, "
+            "last_error = items.column3"
         )
         allowed = "('claimed', 'started')"
-    head = f"WITH items AS (SELECT * FROM {items}) " if not sqlite else f"WITH items AS {items} "
+    values = ", ".join(["(?, ?, ?)"] * n)
     return (
-        f"{head}UPDATE tasks SET {assignments} "
-        f"WHERE tasks.id IN (SELECT {cid} FROM items) "
-        f"AND tasks.claim_epoch = (SELECT {cepoch} FROM items WHERE items.{cid} = tasks.id) "
-        f"AND {recheck} IN {allowed} RETURNING tasks.id"
+        f"UPDATE tasks SET {assignments}, finished_at = ?, updated_at = ? "
+        f"FROM (VALUES {values}) AS items "
+        "WHERE tasks.id = items.column1 AND tasks.claim_epoch = items.column2 "
+        f"AND +tasks.status IN {allowed} RETURNING tasks.id"
     )
 
 
@@ -2649,41 +2859,98 @@ def _is_integrity_error(exc: BaseException) -> bool:
     }
 
 
+_STATUS_OF = {status.value: status for status in TaskStatus}
+_TASK_ROW_ORDER = (
+    "id agent_id status title description created_at updated_at required_capabilities "
+    "priority attempts max_attempts claim_epoch lease_expires_at session_id result last_error "
+    "input_tokens output_tokens cache_read_tokens cache_write_tokens cost_micros started_at "
+    "finished_at dedupe_key concurrency_key concurrency_limit not_before lease_seconds"
+).split()
+# _task unpacks rows and builds Task positionally (a hot path): both orders must hold.
+if [c.name for c in _TASK_COLS] != _TASK_ROW_ORDER:
+    raise AssertionError("tasks columns changed order; update _task")
+if [f.name for f in attrs.fields(Task)] != [
+    "id", "title", "description", "status", "agent_id", "required_capabilities", "priority",
+    "attempts", "max_attempts", "claim_epoch", "lease_expires_at", "session_id", "result",
+    "last_error", "usage", "created_at", "updated_at", "started_at", "finished_at",
+    "depends_on", "dedupe_key", "concurrency_key", "concurrency_limit", "not_before",
+    "lease_seconds",
+]:  # fmt: skip
+    raise AssertionError("Task fields changed order; update _task")
+_TASK_WIDTH = len(_TASK_ROW_ORDER)
+_ROW_ID = _TASK_INDEX["id"]
+_ROW_EPOCH = _TASK_INDEX["claim_epoch"]
+_ROW_LEASE = _TASK_INDEX["lease_expires_at"]
+_ROW_PRIORITY = _TASK_INDEX["priority"]
+_ROW_CONCURRENCY_KEY = _TASK_INDEX["concurrency_key"]
+_ROW_LEASE_SECONDS = _TASK_INDEX["lease_seconds"]
+
+
 def _task(row: Sequence[Any], deps: tuple[int, ...] = ()) -> Task:
-    i = _TASK_INDEX
-    result = row[i["result"]]
+    if len(row) != _TASK_WIDTH:
+        row = row[:_TASK_WIDTH]  # a query that selects more after the task's columns
+    (
+        task_id,
+        agent_id,
+        status,
+        title,
+        description,
+        created_at,
+        updated_at,
+        caps,
+        priority,
+        attempts,
+        max_attempts,
+        claim_epoch,
+        lease_expires_at,
+        session_id,
+        result,
+        last_error,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        cost_micros,
+        started_at,
+        finished_at,
+        dedupe_key,
+        concurrency_key,
+        concurrency_limit,
+        not_before,
+        lease_seconds,
+    ) = row
+    if input_tokens or output_tokens or cache_read_tokens or cache_write_tokens or cost_micros:
+        usage = Usage(
+            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_micros
+        )
+    else:
+        usage = _NO_USAGE
     return Task(
-        id=row[i["id"]],
-        title=row[i["title"]],
-        description=row[i["description"]],
-        status=TaskStatus(row[i["status"]]),
-        agent_id=row[i["agent_id"]],
-        required_capabilities=_caps_tuple(row[i["required_capabilities"]]),
-        priority=row[i["priority"]],
-        attempts=row[i["attempts"]],
-        max_attempts=row[i["max_attempts"]],
-        claim_epoch=row[i["claim_epoch"]],
-        lease_expires_at=row[i["lease_expires_at"]],
-        session_id=row[i["session_id"]],
-        result=json.loads(result) if result is not None else None,
-        last_error=row[i["last_error"]],
-        usage=Usage(
-            row[i["input_tokens"]],
-            row[i["output_tokens"]],
-            row[i["cache_read_tokens"]],
-            row[i["cache_write_tokens"]],
-            row[i["cost_micros"]],
-        ),
-        created_at=row[i["created_at"]],
-        updated_at=row[i["updated_at"]],
-        started_at=row[i["started_at"]],
-        finished_at=row[i["finished_at"]],
-        depends_on=deps,
-        dedupe_key=row[i["dedupe_key"]],
-        concurrency_key=row[i["concurrency_key"]],
-        concurrency_limit=row[i["concurrency_limit"]],
-        not_before=row[i["not_before"]],
-        lease_seconds=row[i["lease_seconds"]],
+        task_id,
+        title,
+        description,
+        _STATUS_OF[status],
+        agent_id,
+        () if caps == "[]" else tuple(json.loads(caps)),
+        priority,
+        attempts,
+        max_attempts,
+        claim_epoch,
+        lease_expires_at,
+        session_id,
+        json.loads(result) if result is not None else None,
+        last_error,
+        usage,
+        created_at,
+        updated_at,
+        started_at,
+        finished_at,
+        deps,
+        dedupe_key,
+        concurrency_key,
+        concurrency_limit,
+        not_before,
+        lease_seconds,
     )
 
 

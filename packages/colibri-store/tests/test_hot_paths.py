@@ -1,0 +1,150 @@
+"""The hot paths build their results from less than a full read; they must agree with one.
+
+Also the SQLite writers' lock: a file beside the database that orders Colibri's
+writers, within the busy timeout, changing nothing when it times out.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from colibri_store import Store, StoreError, Usage
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"description": "d", "priority": -7, "max_attempts": 9, "session_id": "s1"},
+        {"required_capabilities": ["zfs", "freebsd"], "dedupe_key": "k1"},
+        {"concurrency_key": "repo", "concurrency_limit": 2, "lease_seconds": 5},
+        {"not_before": datetime(2030, 1, 1, tzinfo=UTC), "title": 'quote " and é'},
+    ],
+)
+def test_create_task_returns_what_get_task_reads(store: Store, options: dict) -> None:
+    title = options.pop("title", "plain title")
+    dep = store.create_task("dependency")
+    created = store.create_task(title, depends_on=[dep.id], **options)
+    assert created == store.get_task(created.id)
+    plain = store.create_task(title, **options | {"dedupe_key": None})
+    assert plain == store.get_task(plain.id)
+    assert store.verify_chain().ok
+
+
+def test_claim_and_complete_return_what_get_task_reads(store: Store) -> None:
+    agent = store.register_agent("a")
+    store.create_task("one")
+    store.create_task("two", lease_seconds=30)
+    for _ in range(2):
+        claimed = store.claim_next(agent.id, start=True)
+        assert claimed is not None
+        assert claimed == store.get_task(claimed.id)
+        done = store.complete(claimed.id, claimed.claim_epoch, usage=Usage(1, 2, 3, 4, 5))
+        assert done == store.get_task(claimed.id)
+    assert [e.verb for e in store.audit_events()][-4:] == ["claim", "complete"] * 2
+    assert store.verify_chain().ok
+
+
+def test_batch_claims_match_reads_and_audit_each_task(store: Store) -> None:
+    agent = store.register_agent("a")
+    store.create_tasks([{"title": f"t{i}", "priority": i % 3} for i in range(30)])
+    claimed = store.claim_batch(agent.id, 25)
+    assert [store.get_task(t.id) for t in claimed] == claimed
+    assert [(t.priority, t.id) for t in claimed] == sorted(
+        ((t.priority, t.id) for t in claimed), key=lambda p: (-p[0], p[1])
+    )
+    events = [e for e in store.audit_events() if e.verb == "claim"]
+    assert [(e.subject, e.payload["epoch"]) for e in events] == [
+        (f"task:{t.id}", t.claim_epoch) for t in claimed
+    ]
+    assert all(e.payload["lease_expires_at"] == t.lease_expires_at for e, t in zip(events, claimed, strict=True))
+    assert store.verify_chain().ok
+
+
+def test_the_first_event_of_an_empty_chain_starts_at_genesis(store: Store) -> None:
+    # The hot statements return the chain head; on an empty chain it is NULL.
+    task = store.create_task("first")
+    [event] = store.audit_events()
+    assert (event.seq, event.prev_hash) == (1, "0" * 64)
+    assert event.subject == f"task:{task.id}"
+    assert store.verify_chain().ok
+
+
+def _lock_file(tmp_path: Path) -> Path:
+    return tmp_path / "colibri.sqlite-writer.lock"
+
+
+def test_writers_lock_file_is_private_and_beside_the_database(tmp_path: Path) -> None:
+    with Store.open(f"sqlite:///{tmp_path / 'colibri.sqlite'}") as store:
+        store.create_task("x")
+        mode = stat.S_IMODE(os.stat(_lock_file(tmp_path)).st_mode)
+    assert mode & 0o077 == 0, oct(mode)
+
+
+def test_a_held_writers_lock_times_out_with_a_clear_error_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'colibri.sqlite'}"
+    with Store.open(url, busy_timeout=0.3) as store:
+        store.create_task("before")
+        before = store.export_json()
+        # Another writer (here: an open file of our own) holds the lock.
+        fd = os.open(_lock_file(tmp_path), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with pytest.raises(StoreError, match=r"busy_timeout"):
+                store.create_task("blocked")
+        finally:
+            os.close(fd)
+        assert store.export_json() == before
+        store.create_task("after")  # the lock is free again
+        assert [t.title for t in store.list_tasks()] == ["before", "after"]
+
+
+def _lock_is_free(path: Path) -> bool:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing drops our lock, if we got it
+    return True
+
+
+def test_the_writers_lock_is_held_only_inside_a_write_even_when_it_fails(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'colibri.sqlite'}"
+    with Store.open(url) as store:
+        store.create_task("x")
+        lock = _lock_file(tmp_path)
+        assert _lock_is_free(lock)
+        seen: list[bool] = []
+        with store._write():
+            # Checked from another thread, as another writer would see it.
+            probe = threading.Thread(target=lambda: seen.append(_lock_is_free(lock)))
+            probe.start()
+            probe.join(10)
+        assert seen == [False]
+        assert _lock_is_free(lock)
+        with pytest.raises(StoreError):
+            store.claim_next(9999)  # an unknown agent: the write fails and rolls back
+        assert _lock_is_free(lock)
+        with pytest.raises(StoreError):
+            store.create_task("x", depends_on=[12345])
+        assert _lock_is_free(lock)
+
+
+def test_a_clock_in_another_zone_is_stored_as_utc(tmp_path: Path) -> None:
+    zone = datetime(2026, 11, 23, 14, 0, 0, 5, tzinfo=UTC).astimezone(timezone(timedelta(hours=2)))
+    url = f"sqlite:///{tmp_path / 'colibri.sqlite'}"
+    with Store.open(url, clock=lambda: zone) as store:
+        assert store.create_task("x").created_at == "2026-11-23T14:00:00.000005Z"
