@@ -64,7 +64,8 @@ def test_batch_claims_match_reads_and_audit_each_task(store: Store) -> None:
     assert [(e.subject, e.payload["epoch"]) for e in events] == [
         (f"task:{t.id}", t.claim_epoch) for t in claimed
     ]
-    assert all(e.payload["lease_expires_at"] == t.lease_expires_at for e, t in zip(events, claimed, strict=True))
+    leases = [e.payload["lease_expires_at"] for e in events]
+    assert leases == [t.lease_expires_at for t in claimed]
     assert store.verify_chain().ok
 
 
