@@ -24,6 +24,7 @@ from colibri_store._audit import (
     GENESIS_HASH,
     audit_path,
     canonical_json,
+    chain,
     event_hash,
     merkle_root,
     root_from_path,
@@ -203,3 +204,23 @@ def test_merkle_paths_prove_every_leaf(size: int, data: st.DataObject) -> None:
     other = (index + 1) % size
     if other != index:
         assert root_from_path(other, size, leaves[index], path) != root
+
+
+@given(
+    st.integers(0, 10_000),
+    st.text(min_size=1, max_size=20),
+    st.lists(
+        st.tuples(st.sampled_from(["create", 'x"y']), st.text(max_size=30), st.just("{}")),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_chain_hashes_as_event_hash_does(seq: int, actor: str, events: list) -> None:
+    at = "2026-11-23T12:00:00.000000Z"
+    prev = "ab" * 32
+    rows = chain(seq, prev, at, actor, events)
+    for row, (verb, subject, payload) in zip(rows, events, strict=True):
+        seq += 1
+        assert row[:7] == (seq, at, actor, verb, subject, payload, prev)
+        assert row[7] == event_hash(prev, seq, at, actor, verb, subject, payload)
+        prev = row[7]

@@ -55,6 +55,29 @@ def event_hash(
     return hashlib.sha256(f"{prev_hash}{pre}{seq}{post}".encode()).hexdigest()
 
 
+def chain(
+    seq: int, prev_hash: str, at: str, actor: str, events: list[tuple[str, str, str]]
+) -> list[tuple[int, str, str, str, str, str, str, str]]:
+    """Rows ``(seq, at, actor, verb, subject, payload, prev_hash, hash)`` for ``events``
+    (``(verb, subject, payload json)``), chained on from ``(seq, prev_hash)``.
+
+    The same hashes as :func:`event_hash`, with the parts shared by a transaction's
+    events (actor, time) encoded once.
+    """
+    head = f'{{"actor":{_json_str(actor)},"at":{_json_str(at)},"payload":'
+    sha256 = hashlib.sha256
+    rows = []
+    for verb, subject, payload in events:
+        seq += 1
+        body = (
+            f'{head}{payload},"seq":{seq},"subject":{json_str(subject)},"verb":{_json_str(verb)}}}'
+        )
+        digest = sha256(f"{prev_hash}{body}".encode()).hexdigest()
+        rows.append((seq, at, actor, verb, subject, payload, prev_hash, digest))
+        prev_hash = digest
+    return rows
+
+
 def recompute(event: AuditEvent) -> str:
     """The hash ``event`` should carry, from its own fields."""
     return event_hash(

@@ -748,7 +748,7 @@ class _Tx:
 
     def run(self, name: str, params: Mapping[str, Any]) -> Any:
         q = self.store._q[name]
-        cur = self.cur
+        cur = self._cur if self._conn is None else self._conn.cursor()
         cur.execute(q.sql, q.args(params))
         return cur
 
@@ -1196,7 +1196,7 @@ class Store:
         seq, prev = tx.head
         if seq is None or prev is None:
             seq, prev = 0, _audit.GENESIS_HASH
-        rows = _chain_rows(seq, prev, tx.stamp(), _actor.get() or self.actor, tx.events)
+        rows = _audit.chain(seq, prev, tx.stamp(), _actor.get() or self.actor, tx.events)
         step = _AUDIT_ROWS_PER_INSERT
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
@@ -2734,19 +2734,6 @@ _AUDIT_COLUMN_NAMES = ("seq", "at", "actor", "verb", "subject", "payload", "prev
 _AUDIT_ROWS_PER_INSERT = 500  # 8 parameters a row: well under SQLite's 32766
 _AUDIT_HEAD_SQL = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
 _AGENT_MAX_TASKS_SQL = "SELECT max_tasks FROM agents WHERE id = ?"  # SQLite claims
-
-
-def _chain_rows(
-    seq: int, prev: str, at: str, actor: str, events: list[tuple[str, str, str]]
-) -> list[tuple[Any, ...]]:
-    """Audit rows (in _AUDIT_COLUMN_NAMES order) chained on from head ``(seq, prev)``."""
-    rows = []
-    for verb, subject, payload in events:
-        seq += 1
-        digest = _audit.event_hash(prev, seq, at, actor, verb, subject, payload)
-        rows.append((seq, at, actor, verb, subject, payload, prev, digest))
-        prev = digest
-    return rows
 
 
 _PG_AUDIT_INSERT_MANY = (
