@@ -269,6 +269,16 @@ def _result_json(value: Any) -> str | None:
 # ---------------------------------------------------------------- statements
 
 
+def _tuple_getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """``params -> tuple of params[name]`` in ``names`` order, at C speed where it can."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    if names:
+        only = names[0]
+        return lambda params: (params[only],)
+    return lambda params: ()
+
+
 class _Compiled:
     """A Core statement compiled once for one dialect, run on a DB-API cursor."""
 
@@ -284,12 +294,32 @@ class _Compiled:
         self.positional: bool = bool(compiled.positional)
         order = compiled.positiontup if compiled.positional else list(compiled.params)
         self.names: tuple[str, ...] = tuple(order or ())
+        if self.positional:
+            self._inline_constants()
         # Fast path: a C-level getter when the caller supplies every parameter.
-        self._get: Any = operator.itemgetter(*self.names) if len(self.names) > 1 else None
+        self._get: Any = _tuple_getter(self.names)
+
+    def _inline_constants(self) -> None:
+        """Write the integers Core bound itself (``claim_epoch + 1``, SQLite's ``OFFSET 0``)
+        into the SQL, so a caller's parameters alone fill the statement (the fast path)."""
+        pieces = self.sql.split("?")
+        if len(pieces) != len(self.names) + 1:
+            return  # a "?" outside a parameter: leave the statement as it is
+        sql, kept = [pieces[0]], []
+        for name, piece in zip(self.names, pieces[1:], strict=True):
+            value = self.defaults.get(name)
+            if type(value) is int:
+                sql.append(str(value))
+            else:
+                sql.append("?")
+                kept.append(name)
+            sql.append(piece)
+        self.sql = "".join(sql)
+        self.names = tuple(kept)
 
     def args(self, params: Mapping[str, Any]) -> Any:
         # Literals Core bound itself (``attempts + 1``, ``LIMIT 1``) keep their values.
-        if self.positional and self._get is not None:
+        if self.positional:
             try:
                 return self._get(params)
             except KeyError:
