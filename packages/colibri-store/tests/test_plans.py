@@ -33,11 +33,12 @@ def _board(url: str) -> Store:
     return store
 
 
+@pytest.mark.parametrize("name", ["claim_batch", "claim_batch_uncapped"])
 @pytest.mark.parametrize("size", [1, 100, -1, -100], ids=["one", "batch", "oldest", "oldest-batch"])
-def test_sqlite_claims_neither_sort_nor_scan(tmp_path: Path, size: int) -> None:
+def test_sqlite_claims_neither_sort_nor_scan(tmp_path: Path, size: int, name: str) -> None:
     store = _board(f"sqlite:///{tmp_path / 'plan.sqlite'}")
     try:
-        q = store._sized_statement("claim_batch", size)
+        q = store._sized_statement(name, size)
         plan = [
             row[3] for row in store._cursor().execute("EXPLAIN QUERY PLAN " + q.sql, q.args(PARAMS))
         ]

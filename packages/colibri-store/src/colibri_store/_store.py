@@ -241,6 +241,7 @@ def _usage(value: Usage | Mapping[str, Any] | None) -> Usage:
 
 
 _NO_USAGE = Usage()
+_NO_USAGE_PARAMS = attrs.asdict(_NO_USAGE)
 
 
 def _usage_fields() -> tuple[str, ...]:
@@ -541,10 +542,12 @@ def _build_statements(
         "started_at": _B("started_at"),
     }
 
-    def claim_batch(n: int) -> Any:
+    def claim_batch(n: int, *, uncapped_agent: bool = False) -> Any:
         # LIMIT is a literal, not a parameter: a prepared statement with an unknown
         # limit gets a generic plan that may sort every queued row. A negative n asks
         # for the oldest-first order that keeps low priorities from starving.
+        # ``uncapped_agent``: claim only if the agent exists and has no max_tasks, so a
+        # SQLite claim needs no read of the agent first (see Store.claim_batch).
         order = (tasks.c.id,) if n < 0 else (tasks.c.priority.desc(), tasks.c.id)
         cand = (
             sa.select(tasks.c.id)
@@ -552,6 +555,10 @@ def _build_statements(
             .order_by(*order)
             .limit(sa.literal_column(str(abs(int(n)))))
         )
+        if uncapped_agent:
+            cand = cand.where(
+                sa.exists().where(agents.c.id == _B("agent_id"), agents.c.max_tasks.is_(None))
+            )
         if n < 0:
             # Start the walk by id at the oldest queued task (found in the partial index):
             # otherwise it would step over every finished task older than that.
@@ -715,7 +722,10 @@ def _build_statements(
             "AND tasks.xmin = pg_current_xact_id()::xid)"
         )
     compiled = {name: _Compiled(stmt, dialect) for name, stmt in s.items()}
-    return compiled, {"claim_batch": claim_batch, "expire": expire}
+    sized: dict[str, Callable[[int], Any]] = {"claim_batch": claim_batch, "expire": expire}
+    if not pg:
+        sized["claim_batch_uncapped"] = functools.partial(claim_batch, uncapped_agent=True)
+    return compiled, sized
 
 
 # ---------------------------------------------------------------- the store
@@ -1090,7 +1100,7 @@ class Store:
             if len(self._sized_cache) > 4096:
                 self._sized_cache.clear()
             q = _Compiled(self._sized[name](size), self._engine.dialect)
-            if self._sqlite and name == "claim_batch" and size < 0:
+            if self._sqlite and name.startswith("claim_batch") and size < 0:
                 q.sql = _pin_oldest_first_index(q.sql)
             self._sized_cache[key] = q
         return q
@@ -1737,13 +1747,7 @@ class Store:
             # The agent's capabilities enter the claim as a subquery, so its row is read
             # beside the claim (one round trip on PostgreSQL), not before it.
             pending = None
-            max_tasks: int | None = None
-            if self._sqlite:
-                found = tx._cur.execute(_AGENT_MAX_TASKS_SQL, (agent_id,)).fetchall()
-                if not found:
-                    raise NotFound("agent", agent_id)
-                max_tasks = found[0][0]
-            else:
+            if not self._sqlite:
                 # FOR UPDATE: claims by one agent take turns, so max_tasks holds across
                 # concurrent transactions (each counts what the others committed).
                 pending = tx.run("get_agent_for_update", {"id": agent_id})
@@ -1756,11 +1760,23 @@ class Store:
             params = self._claim_params(
                 tx, task_id=None, agent_id=agent_id, lease_seconds=lease_seconds, start=start
             )
-            # A savepoint to undo a claim beyond max_tasks (on SQLite we already know
-            # whether the agent has one; on PostgreSQL its row arrives with the claim).
+            size = -n if oldest_first else n
+            max_tasks: int | None = None
+            rows = []
+            if self._sqlite:
+                # First as an agent without max_tasks (the usual case): no read of the
+                # agent's row. Only when that claims nothing do we look at the agent.
+                rows = tx.run_sized("claim_batch_uncapped", size, params).fetchall()
+                if not rows:
+                    found = tx._cur.execute(_AGENT_MAX_TASKS_SQL, (agent_id,)).fetchall()
+                    if not found:
+                        raise NotFound("agent", agent_id)
+                    max_tasks = found[0][0]
             if pending is not None or max_tasks is not None:
+                # A savepoint to undo a claim beyond max_tasks (on PostgreSQL the
+                # agent's row arrives with the claim).
                 tx.cur.execute("SAVEPOINT claim")
-            rows = tx.run_sized("claim_batch", -n if oldest_first else n, params).fetchall()
+                rows = tx.run_sized("claim_batch", size, params).fetchall()
             if pending is not None:
                 agent_rows = pending.fetchall()
                 if not agent_rows:
@@ -1954,10 +1970,11 @@ class Store:
         if action == "complete":
             usage = _usage(opts["usage"])
             params["result"] = _result_json(opts["result"])
-            for name in _usage_fields():
-                params[name] = getattr(usage, name)
-            if usage is not _NO_USAGE and usage != _NO_USAGE:
+            if usage is _NO_USAGE or usage == _NO_USAGE:
+                params.update(_NO_USAGE_PARAMS)
+            else:
                 payload["usage"] = {n: getattr(usage, n) for n in _usage_fields()}
+                params.update(payload["usage"])
         if action in ("fail", "release"):
             params["error"] = _check_text("error", opts["error"], limit=MAX_TEXT, required=False)
         if not self._sqlite and action in ("complete", "fail"):
