@@ -296,21 +296,23 @@ class _Compiled:
         order = compiled.positiontup if compiled.positional else list(compiled.params)
         self.names: tuple[str, ...] = tuple(order or ())
         if self.positional:
-            self._inline_constants()
+            self._inline_constants(compiled.binds)
         # Fast path: a C-level getter when the caller supplies every parameter.
         self._get: Any = _tuple_getter(self.names)
 
-    def _inline_constants(self) -> None:
-        """Write the integers Core bound itself (``claim_epoch + 1``, SQLite's ``OFFSET 0``)
-        into the SQL, so a caller's parameters alone fill the statement (the fast path)."""
+    def _inline_constants(self, binds: Mapping[str, Any]) -> None:
+        """Write the integers and NULLs Core bound itself (``claim_epoch + 1``, SQLite's
+        ``OFFSET 0``, ``.values(lease_expires_at=None)``) into the SQL, so a caller's
+        parameters alone fill the statement (the fast path)."""
         pieces = self.sql.split("?")
         if len(pieces) != len(self.names) + 1:
             return  # a "?" outside a parameter: leave the statement as it is
         sql, kept = [pieces[0]], []
         for name, piece in zip(self.names, pieces[1:], strict=True):
             value = self.defaults.get(name)
-            if type(value) is int:
-                sql.append(str(value))
+            bind = binds.get(name)
+            if bind is not None and not bind.required and (value is None or type(value) is int):
+                sql.append("NULL" if value is None else str(value))
             else:
                 sql.append("?")
                 kept.append(name)
