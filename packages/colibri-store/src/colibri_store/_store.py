@@ -1239,6 +1239,9 @@ class Store:
         if seq is None or prev is None:
             seq, prev = 0, _audit.GENESIS_HASH
         rows = _audit.chain(seq, prev, tx.stamp(), _actor.get() or self.actor, tx.events)
+        if len(rows) == 1:
+            cur.execute(_AUDIT_INSERT_ONE, rows[0])
+            return
         step = _AUDIT_ROWS_PER_INSERT
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
@@ -2782,6 +2785,9 @@ def _retry_busy(action: Callable[[], Any], timeout: float) -> None:
 _AUDIT_COLUMN_NAMES = ("seq", "at", "actor", "verb", "subject", "payload", "prev_hash", "hash")
 _AUDIT_ROWS_PER_INSERT = 500  # 8 parameters a row: well under SQLite's 32766
 _AUDIT_HEAD_SQL = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+_AUDIT_INSERT_ONE = (
+    f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _AGENT_MAX_TASKS_SQL = "SELECT max_tasks FROM agents WHERE id = ?"  # SQLite claims
 
 
