@@ -149,3 +149,21 @@ def test_a_clock_in_another_zone_is_stored_as_utc(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'colibri.sqlite'}"
     with Store.open(url, clock=lambda: zone) as store:
         assert store.create_task("x").created_at == "2026-11-23T14:00:00.000005Z"
+
+
+def test_a_failing_clock_leaves_no_transaction_or_lock_behind(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'colibri.sqlite'}"
+    broken = {"now": True}
+
+    def clock() -> datetime:
+        if broken["now"]:
+            raise RuntimeError("clock broke")
+        return datetime(2026, 11, 23, tzinfo=UTC)
+
+    with Store.open(url, clock=clock) as store:
+        with pytest.raises(RuntimeError, match="clock broke"):
+            store.create_task("x")
+        assert _lock_is_free(_lock_file(tmp_path))
+        broken["now"] = False
+        assert store.create_task("y").title == "y"  # no transaction was left open
+        assert [t.title for t in store.list_tasks()] == ["y"]

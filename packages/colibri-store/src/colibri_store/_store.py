@@ -823,12 +823,17 @@ class _SqliteWrite:
         store = self.store
         cur = store._cursor()
         store._lock_writers()
+        begun = False
         try:
             store._begin_immediate(cur)
+            begun = True
+            self.tx = tx = _Tx(store, cur, store._now())  # the clock is the caller's code
         except BaseException:
+            if begun:
+                with contextlib.suppress(Exception):
+                    cur.execute("ROLLBACK")
             store._unlock_writers()
             raise
-        self.tx = tx = _Tx(store, cur, store._now())
         return tx
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
