@@ -66,13 +66,13 @@ def chain(
     """
     head = f'{{"actor":{_json_str(actor)},"at":{_json_str(at)},"payload":'
     sha256 = hashlib.sha256
+    plain = _PLAIN.fullmatch
     rows = []
     for verb, subject, payload in events:
         seq += 1
-        body = (
-            f'{head}{payload},"seq":{seq},"subject":{json_str(subject)},"verb":{_json_str(verb)}}}'
-        )
-        digest = sha256(f"{prev_hash}{body}".encode()).hexdigest()
+        subject_json = f'"{subject}"' if plain(subject) else json_str(subject)
+        tail = f'"subject":{subject_json},"verb":{_json_str(verb)}}}'
+        digest = sha256(f'{prev_hash}{head}{payload},"seq":{seq},{tail}'.encode()).hexdigest()
         rows.append((seq, at, actor, verb, subject, payload, prev_hash, digest))
         prev_hash = digest
     return rows

@@ -1902,15 +1902,14 @@ class Store:
         # Canonical JSON (sorted keys, no spaces) built directly: this runs per claimed
         # task. The lease is our own fixed-width timestamp, which needs no escaping.
         tail = ',"started":true}' if start else "}"
-        events = tx.events
-        for task_id, epoch, lease in claimed:
-            events.append(
-                (
-                    "claim",
-                    f"task:{task_id}",
-                    f'{{"agent_id":{agent_id},"epoch":{epoch},"lease_expires_at":"{lease}"{tail}',
-                )
+        tx.events += [
+            (
+                "claim",
+                f"task:{task_id}",
+                f'{{"agent_id":{agent_id},"epoch":{epoch},"lease_expires_at":"{lease}"{tail}',
             )
+            for task_id, epoch, lease in claimed
+        ]
 
     def _why_not_claimable(self, tx: _Tx, task_id: int, caps: tuple[str, ...]) -> StoreError:
         rows = tx.run("get_task", {"id": task_id}).fetchall()
@@ -2125,21 +2124,27 @@ class Store:
         checked: list[tuple[int, int, Any]] = []
         seen: set[int] = set()
         for index, item in enumerate(items):
-            if (
-                isinstance(item, str | bytes)
-                or not isinstance(item, Sequence)
-                or len(item) not in (2, 3)
+            if not (type(item) is tuple or type(item) is list) and (
+                isinstance(item, str | bytes) or not isinstance(item, Sequence)
             ):
+                item = ()  # refused just below
+            if len(item) not in (2, 3):
                 raise InvalidInput(
                     f"{name}[{index}]", f"must be (task_id, epoch) or (task_id, epoch, {extra})"
                 )
-            task_id = _check_id(f"{name}[{index}].task_id", item[0])
-            epoch = _check_int(f"{name}[{index}].epoch", item[1], low=0, high=MAX_INT4)
+            task_id, epoch = item[0], item[1]
+            # Plain ints in range pass without building the field names of an error.
+            if not (type(task_id) is int and 1 <= task_id <= MAX_INT4):
+                task_id = _check_id(f"{name}[{index}].task_id", task_id)
+            if not (type(epoch) is int and 0 <= epoch <= MAX_INT4):
+                epoch = _check_int(f"{name}[{index}].epoch", epoch, low=0, high=MAX_INT4)
             if task_id in seen:
                 raise InvalidInput(f"{name}[{index}]", f"task {task_id} appears twice in one batch")
             seen.add(task_id)
             value = item[2] if len(item) == 3 else None
-            if extra == "result":
+            if value is None:
+                pass
+            elif extra == "result":
                 value = _result_json(value)
             else:
                 value = _check_text("error", value, limit=MAX_TEXT, required=False)
@@ -2176,10 +2181,11 @@ class Store:
             cur = tx.cur
             cur.execute(sql, args)
             done = {row[0] for row in cur.fetchall()}
+            events = tx.events
             for task_id, epoch, _ in checked:
                 if task_id in done:
                     applied.append(task_id)
-                    tx.audit_json(action, f"task:{task_id}", f'{{"epoch":{epoch}}}')
+                    events.append((action, f"task:{task_id}", f'{{"epoch":{epoch}}}'))
                 else:
                     refused.append((task_id, str(self._why_refused(tx, action, task_id, epoch))))
             if applied and action == "complete":
