@@ -1301,6 +1301,9 @@ class Store:
             lease_seconds,
         )
         deps = self._check_dep_ids(depends_on)
+        if row["dedupe_key"] is None:
+            with self._write() as tx:
+                return self._insert_task(tx, row, deps)
         for attempt in range(3):
             try:
                 with self._write() as tx:
@@ -1452,7 +1455,8 @@ class Store:
         return tuple(sorted({_check_id("depends_on", d) for d in depends_on}))
 
     def _insert_task(self, tx: _Tx, row: dict[str, Any], deps: tuple[int, ...]) -> Task:
-        self._check_deps_exist(tx, deps)
+        if deps:
+            self._check_deps_exist(tx, deps)
         row["now"] = now = tx.stamp()
         returned = tx.run("insert_task", row).fetchall()[0]
         task_id = returned[0]
