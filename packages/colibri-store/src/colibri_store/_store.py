@@ -1012,28 +1012,12 @@ class Store:
         return []
 
     def _append_audit(self, tx: _Tx) -> None:
+        if not self._sqlite:
+            self._append_audit_pg(tx)
+            return
         cur = tx.cur
         at = tx.stamp()
         actor = _actor.get() or self.actor
-        if not self._sqlite:
-            cur.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
-            if len(tx.events) == 1:
-                # One event: the server reads the head and hashes, no round trip of ours.
-                verb, subject, payload = tx.events[0]
-                pre, post = _audit.body_parts(at, actor, verb, subject, payload)
-                tx.run(
-                    "audit_append_pg",
-                    {
-                        "at": at,
-                        "actor": actor,
-                        "verb": verb,
-                        "subject": subject,
-                        "payload": payload,
-                        "pre": pre,
-                        "post": post,
-                    },
-                )
-                return
         head = tx.run("audit_head", {}).fetchall()
         seq, prev = (head[0][0], head[0][1]) if head else (0, _audit.GENESIS_HASH)
         rows = []
@@ -1057,18 +1041,59 @@ class Store:
         if len(rows) == 1:
             cur.execute(q.sql, q.args(rows[0]))
             return
-        # Many events: one statement. PostgreSQL takes a column array per field (a
-        # short query psycopg parses once); SQLite multi-row VALUES.
-        if not self._sqlite:
-            cur.execute(
-                _PG_AUDIT_INSERT_MANY,
-                [[row[c] for row in rows] for c in _AUDIT_COLUMN_NAMES],
-            )
-            return
+        # Many events: multi-row VALUES (PostgreSQL appends in _append_audit_pg).
         for start in range(0, len(rows), _AUDIT_ROWS_PER_INSERT):
             chunk = rows[start : start + _AUDIT_ROWS_PER_INSERT]
             flat = [row[c] for row in chunk for c in _AUDIT_COLUMN_NAMES]
             cur.execute(_audit_insert_sql(len(chunk), sqlite=self._sqlite), flat)
+
+    def _append_audit_pg(self, tx: _Tx) -> None:
+        """PostgreSQL: append the transaction's events with no round trip of ours.
+
+        The chain lock, then one statement in which the server reads the head and
+        chains every hash (exactly ``_audit.event_hash``), then COMMIT: all pipelined,
+        so the lock is held for the server's work only, never for a client round trip.
+        """
+        at = tx.stamp()
+        actor = _actor.get() or self.actor
+        cur = tx.cur
+        cur.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
+        parts = {"at": at, "actor": actor}
+        if len(tx.events) == 1:
+            verb, subject, payload = tx.events[0]
+            pre, post = _audit.body_parts(at, actor, verb, subject, payload)
+            tx.run(
+                "audit_append_pg",
+                {
+                    **parts,
+                    "verb": verb,
+                    "subject": subject,
+                    "payload": payload,
+                    "pre": pre,
+                    "post": post,
+                },
+            )
+            return
+        verbs, subjects, payloads, pres, posts = [], [], [], [], []
+        for verb, subject, payload in tx.events:
+            pre, post = _audit.body_parts(at, actor, verb, subject, payload)
+            verbs.append(verb)
+            subjects.append(subject)
+            payloads.append(payload)
+            pres.append(pre)
+            posts.append(post)
+        tx.cur.execute(
+            _PG_AUDIT_APPEND_MANY,
+            {
+                **parts,
+                "n": len(verbs),
+                "verb": verbs,
+                "subject": subjects,
+                "payload": payloads,
+                "pre": pres,
+                "post": posts,
+            },
+        )
 
     def _lease_until(self, now: datetime, lease_seconds: float | None) -> str:
         seconds = self.lease_seconds if lease_seconds is None else _check_lease(lease_seconds)
@@ -2531,11 +2556,25 @@ _AUDIT_COLUMN_NAMES = ("seq", "at", "actor", "verb", "subject", "payload", "prev
 _AUDIT_ROWS_PER_INSERT = 500  # 8 parameters a row: well under SQLite's 32766
 
 
-_PG_AUDIT_INSERT_MANY = (
+# The head of the chain, for the server-side appends (one row, genesis when empty).
+_PG_AUDIT_HEAD = (
+    "SELECT COALESCE((SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1), 0) AS seq, "
+    "COALESCE((SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1), "
+    f"'{_audit.GENESIS_HASH}') AS hash"
+)
+# hash(i) = sha256(hash(i-1) || pre[i] || seq(i) || post[i]): _audit.event_hash, chained
+# by the server from the head it reads after the chain lock. The recursive CTE steps
+# once per event, each step reading its own array element by position.
+_PG_AUDIT_APPEND_MANY = (
+    "WITH RECURSIVE head AS (" + _PG_AUDIT_HEAD + "), "
+    "chain(i, seq, prev_hash, hash) AS ("
+    "SELECT 0, head.seq, NULL::text, head.hash FROM head "
+    "UNION ALL SELECT c.i + 1, c.seq + 1, c.hash, encode(sha256(convert_to("
+    "c.hash || (%(pre)b::text[])[c.i + 1] || (c.seq + 1)::text || (%(post)b::text[])[c.i + 1], "
+    "'UTF8')), 'hex') FROM chain AS c WHERE c.i < %(n)s::integer) "
     f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) "
-    # %b: arrays travel in binary format, which spares psycopg quoting every element.
-    "SELECT * FROM unnest(%b::integer[], %b::text[], %b::text[], %b::text[], %b::text[], "
-    "%b::text[], %b::text[], %b::text[])"
+    "SELECT c.seq, %(at)s, %(actor)s, (%(verb)b::text[])[c.i], (%(subject)b::text[])[c.i], "
+    "(%(payload)b::text[])[c.i], c.prev_hash, c.hash FROM chain AS c WHERE c.i > 0"
 )
 
 
