@@ -661,7 +661,54 @@ def _build_statements(
             "AND tasks.xmin = pg_current_xact_id()::xid)"
         )
     compiled = {name: _Compiled(stmt, dialect) for name, stmt in s.items()}
-    return compiled, {"claim_batch": claim_batch, "expire": expire}
+    sized: dict[str, Callable[[int], Any]] = {"claim_batch": claim_batch, "expire": expire}
+    if pg:
+        sized["claim_fast_pg"] = functools.partial(_claim_fast_pg, claim_values)
+    return compiled, sized
+
+
+def _claim_fast_pg(claim_values: Mapping[str, Any], n: int) -> Any:
+    """PostgreSQL: claim_batch's statement for the one-round-trip claim.
+
+    The same candidates as ``claim_batch(n)`` (same order, same SKIP LOCKED), but
+    the UPDATE claims them only when the slow path has nothing to add: the agent
+    exists with no max_tasks, and no candidate has a concurrency key or its own
+    lease. Otherwise it claims nothing. The first column, ``fast``, says which; it
+    comes on every row, and on one row of NULL task columns when nothing was claimed.
+    """
+    order = (tasks.c.id,) if n < 0 else (tasks.c.priority.desc(), tasks.c.id)
+    cand = (
+        sa.select(tasks.c.id, tasks.c.concurrency_key, tasks.c.lease_seconds)
+        .where(_status_is("queued"), *_claimable("postgresql"))
+        .order_by(*order)
+        .limit(sa.literal_column(str(abs(int(n)))))
+    )
+    if n < 0:
+        oldest = tasks.alias("oldest")
+        cand = cand.where(
+            tasks.c.id
+            >= sa.select(sa.func.min(oldest.c.id))
+            .where(oldest.c.status == sa.literal_column("'queued'"))
+            .scalar_subquery()
+        )
+    cand_cte = cand.with_for_update(skip_locked=True).cte("candidates")
+    plain_agent = sa.exists().where(agents.c.id == _B("agent_id"), agents.c.max_tasks.is_(None))
+    needs_settling = sa.exists().where(
+        sa.or_(cand_cte.c.concurrency_key.is_not(None), cand_cte.c.lease_seconds.is_not(None))
+    )
+    flag = sa.select(sa.and_(plain_agent, ~needs_settling).label("fast")).cte("fast")
+    claimed = (
+        sa.update(tasks)
+        .where(
+            tasks.c.id.in_(sa.select(cand_cte.c.id)),
+            _still_status("postgresql", "queued"),
+            sa.select(flag.c.fast).scalar_subquery(),
+        )
+        .values(**claim_values)
+        .returning(*_TASK_COLS)
+        .cte("claimed")
+    )
+    return sa.select(flag.c.fast, *claimed.c).select_from(flag.outerjoin(claimed, sa.true()))
 
 
 # ---------------------------------------------------------------- the store
@@ -768,6 +815,7 @@ class Store:
         self.backoff_base, self.backoff_cap, self.backoff_jitter = backoff
         self.fifo_every = fifo_every
         self._claims = 0
+        self._slow_claimers: set[int] = set()  # PostgreSQL: agents with max_tasks
         self._rng = random.Random()
         self._waiter: Any = None
         self._busy_timeout = busy_timeout
@@ -1559,6 +1607,10 @@ class Store:
         """
         _check_int("n", n, low=1, high=1000)
         _check_id("agent_id", agent_id)
+        if not self._sqlite and agent_id not in self._slow_claimers:
+            fast = self._claim_batch_fast_pg(agent_id, n, lease_seconds, start)
+            if fast is not None:
+                return fast
         with self._write() as tx:
             # The agent's capabilities enter the claim as a subquery, so its row is read
             # beside the claim (one round trip on PostgreSQL), not before it.
@@ -1602,6 +1654,70 @@ class Store:
                 claimed.sort(key=lambda t: (t.id,) if oldest_first else (-t.priority, t.id))
             claimed = self._settle_claims(tx, claimed, lease_seconds)
             self._audit_claims(tx, claimed, agent_id, start)
+        return claimed
+
+    def _claim_batch_fast_pg(
+        self, agent_id: int, n: int, lease_seconds: float | None, start: bool
+    ) -> list[Task] | None:
+        """PostgreSQL: claim_batch in one round trip, or None to take the slow path.
+
+        One pipelined send: BEGIN, the agent row FOR UPDATE (so the claim's snapshot
+        sees its committed max_tasks), the guarded claim (``_claim_fast_pg``), the
+        chain lock, an audit insert that the server computes from the rows this
+        transaction claimed (``xmin`` is ours), COMMIT. When the guard says the slow
+        path is needed, nothing was claimed and nothing appended: the caller runs the
+        slow path in a new transaction. The overdue-lease sweep, when due, is the
+        slow path's too.
+        """
+        now = self._now()
+        last = self._last_sweep
+        if last is None or not timedelta(0) <= now - last < _SWEEP_EVERY:
+            return None
+        oldest_first = bool(self.fifo_every) and (self._claims + 1) % self.fifo_every == 0
+        stamp = format_time(now)
+        lease = self._lease_until(now, lease_seconds)
+        q = self._sized_statement("claim_fast_pg", -n if oldest_first else n)
+        qa = self._q["get_agent_for_update"]
+        conn = self._conn()
+        agent_cur, claim_cur = conn.cursor(), conn.cursor()
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                agent_cur.execute(qa.sql, qa.args({"id": agent_id}))
+                claim_cur.execute(
+                    q.sql,
+                    q.args(
+                        {
+                            "new_status": "started" if start else "claimed",
+                            "agent_id": agent_id,
+                            "lease": lease,
+                            "now": stamp,
+                            "started_at": stamp if start else None,
+                        }
+                    ),
+                )
+                conn.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
+                conn.cursor().execute(
+                    _PG_CLAIM_AUDIT[oldest_first, start],
+                    _claim_audit_parts(stamp, _actor.get() or self.actor, agent_id, lease, start),
+                )
+                conn.execute("COMMIT")
+                agent_rows = agent_cur.fetchall()
+                rows = claim_cur.fetchall()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            if _is_integrity_error(exc):
+                raise Conflict(f"the database refused the change: {exc}") from exc
+            raise
+        if not rows[0][0]:
+            if agent_rows and _agent(agent_rows[0]).max_tasks is not None:
+                self._slow_claimers.add(agent_id)  # no use trying this agent fast again
+            return None
+        self._claims += 1
+        claimed = [_task(r[1:]) for r in rows if r[1] is not None]
+        if len(claimed) > 1:
+            claimed.sort(key=lambda t: (t.id,) if oldest_first else (-t.priority, t.id))
         return claimed
 
     def _room(self, tx: _Tx, agent_id: int, max_tasks: int, just_claimed: int) -> int:
@@ -2576,6 +2692,78 @@ _PG_AUDIT_APPEND_MANY = (
     "SELECT c.seq, %(at)s, %(actor)s, (%(verb)b::text[])[c.i], (%(subject)b::text[])[c.i], "
     "(%(payload)b::text[])[c.i], c.prev_hash, c.hash FROM chain AS c WHERE c.i > 0"
 )
+
+
+def _claim_audit_sql(order: str, status: str) -> str:
+    """The audit insert of the one-round-trip claim, for events in ``order``.
+
+    The events are those ``_audit_claims`` would write for the rows this transaction
+    claimed for the agent: ``xmin`` is ours. They are found through an index on their
+    status and their lease, which is this claim's own timestamp, so the scan touches
+    hardly more than the rows just claimed. Their text around the epoch and the task
+    id comes from ``_claim_audit_parts``.
+    """
+    return (
+        "WITH RECURSIVE mine AS (SELECT "
+        f"array_agg(tasks.id ORDER BY {order}) AS ids, "
+        f"array_agg(tasks.claim_epoch ORDER BY {order}) AS epochs FROM tasks "
+        f"WHERE tasks.status = '{status}' AND tasks.lease_expires_at = %(lease)s "
+        "AND tasks.agent_id = %(agent_id)s::integer AND tasks.xmin = pg_current_xact_id()::xid), "
+        "head AS (" + _PG_AUDIT_HEAD + "), "
+        "chain(i, seq, prev_hash, hash) AS ("
+        "SELECT 0, head.seq, NULL::text, head.hash FROM head "
+        "UNION ALL SELECT c.i + 1, c.seq + 1, c.hash, encode(sha256(convert_to("
+        "c.hash || %(pre_a)s || mine.epochs[c.i + 1]::text || %(pre_b)s || (c.seq + 1)::text "
+        "|| %(post_a)s || mine.ids[c.i + 1]::text || %(post_b)s, 'UTF8')), 'hex') "
+        "FROM chain AS c, mine WHERE c.i < cardinality(mine.ids)) "
+        f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) "
+        "SELECT c.seq, %(at)s, %(actor)s, 'claim', 'task:' || mine.ids[c.i]::text, "
+        "%(pay_a)s || mine.epochs[c.i]::text || %(pay_b)s, c.prev_hash, c.hash "
+        "FROM chain AS c, mine WHERE c.i > 0"
+    )
+
+
+# By (oldest first, started): the status is a literal, so both columns of the agent's
+# index (agent_id, status) bound the scan to the agent's active tasks.
+_PG_CLAIM_AUDIT = {
+    (oldest_first, start): _claim_audit_sql(
+        "tasks.id" if oldest_first else "tasks.priority DESC, tasks.id",
+        "started" if start else "claimed",
+    )
+    for oldest_first in (False, True)
+    for start in (False, True)
+}
+_EPOCH_MARK, _ID_MARK = "\x00", "\x01"
+
+
+def _claim_audit_parts(
+    at: str, actor: str, agent_id: int, lease: str, start: bool
+) -> dict[str, Any]:
+    """The fixed text of a claim event around its epoch and task id, as parameters.
+
+    Cut from ``_audit.body_parts`` itself (marks in place of the epoch and the id), so
+    the server's payload and hash are byte for byte those of ``_audit_claims``.
+    """
+    payload = f'{{"agent_id":{agent_id},"epoch":{_EPOCH_MARK},"lease_expires_at":"{lease}"' + (
+        ',"started":true}' if start else "}"
+    )
+    pre, post = _audit.body_parts(at, actor, "claim", f"task:{_ID_MARK}", payload)
+    pay_a, pay_b = payload.split(_EPOCH_MARK)
+    pre_a, pre_b = pre.split(_EPOCH_MARK)
+    # The id mark is a control character, which the subject's JSON escapes.
+    post_a, post_b = post.split(json.dumps(_ID_MARK)[1:-1])
+    return {
+        "agent_id": agent_id,
+        "lease": lease,
+        "at": at,
+        "actor": actor,
+        "pay_a": pay_a,
+        "pay_b": pay_b,
+        "pre_a": pre_a,
+        "pre_b": pre_b,
+        "post_a": post_a,
+        "post_b": post_b,
+    }
 
 
 def _pin_oldest_first_index(sql: str) -> str:
