@@ -1679,10 +1679,11 @@ class Store:
         q = self._sized_statement("claim_fast_pg", -n if oldest_first else n)
         qa = self._q["get_agent_for_update"]
         conn = self._conn()
-        agent_cur, claim_cur = conn.cursor(), conn.cursor()
+        # The thread's own cursor sends the statements whose results nobody reads.
+        sink, agent_cur, claim_cur = self._cursor(), conn.cursor(), conn.cursor()
         try:
             with conn.pipeline():
-                conn.execute("BEGIN")
+                sink.execute("BEGIN")
                 agent_cur.execute(qa.sql, qa.args({"id": agent_id}))
                 claim_cur.execute(
                     q.sql,
@@ -1696,12 +1697,12 @@ class Store:
                         }
                     ),
                 )
-                conn.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
-                conn.cursor().execute(
+                sink.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
+                sink.execute(
                     _PG_CLAIM_AUDIT[oldest_first, start],
                     _claim_audit_parts(stamp, _actor.get() or self.actor, agent_id, lease, start),
                 )
-                conn.execute("COMMIT")
+                sink.execute("COMMIT")
                 agent_rows = agent_cur.fetchall()
                 rows = claim_cur.fetchall()
         except BaseException as exc:
@@ -1929,13 +1930,18 @@ class Store:
         pre, post = _audit.body_parts(at, actor, action, subject, payload_json)
         q = self._q[action]
         qa = self._q["audit_append_pg_if_touched"]
-        update = conn.cursor()
+        # The thread's own cursor sends the statements whose results nobody reads.
+        sink, update = self._cursor(), conn.cursor()
+        # NOTIFY (sent at COMMIT) rides in the chain lock's statement.
+        lock = f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})"
+        if action == "complete":
+            lock += f", pg_notify('{WORK_CHANNEL}', '')"
         try:
             with conn.pipeline():
-                conn.execute("BEGIN")
+                sink.execute("BEGIN")
                 update.execute(q.sql, q.args(params))
-                conn.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
-                conn.cursor().execute(
+                sink.execute(lock)
+                sink.execute(
                     qa.sql,
                     qa.args(
                         {
@@ -1950,9 +1956,7 @@ class Store:
                         }
                     ),
                 )
-                if action == "complete":
-                    conn.execute(f"SELECT pg_notify('{WORK_CHANNEL}', '')")
-                conn.execute("COMMIT")
+                sink.execute("COMMIT")
                 rows = update.fetchall()
         except BaseException as exc:
             with contextlib.suppress(Exception):
