@@ -660,6 +660,17 @@ def _build_statements(
             + " WHERE EXISTS (SELECT 1 FROM tasks WHERE tasks.id = :task_id "
             "AND tasks.xmin = pg_current_xact_id()::xid)"
         )
+    if pg:
+        # complete and fail in one round trip: the chain lock (and for complete the
+        # NOTIFY sent at COMMIT) ride in the fenced UPDATE's RETURNING, so they are taken
+        # only when it changed a row, after that row's lock, and the audit insert that
+        # follows reads the head under the lock, in its own statement and snapshot.
+        chain_lock = sa.func.pg_advisory_xact_lock(sa.literal_column(str(_PG_AUDIT_LOCK)))
+        notify = sa.func.pg_notify(sa.literal_column(f"'{WORK_CHANNEL}'"), sa.literal_column("''"))
+        s["complete_locked_pg"] = s["complete"].returning(
+            sa.cast(chain_lock, sa.Text), sa.cast(notify, sa.Text)
+        )
+        s["fail_locked_pg"] = s["fail"].returning(sa.cast(chain_lock, sa.Text))
     compiled = {name: _Compiled(stmt, dialect) for name, stmt in s.items()}
     sized: dict[str, Callable[[int], Any]] = {"claim_batch": claim_batch, "expire": expire}
     if pg:
@@ -1915,9 +1926,10 @@ class Store:
     ) -> Task:
         """PostgreSQL: complete or fail a task with one round trip.
 
-        The whole transaction is pipelined: the fenced UPDATE, the chain lock (after the
-        row lock, so it is taken last), an audit insert that the server makes only if
-        this transaction did touch the task row (``xmin`` is ours), NOTIFY and COMMIT.
+        The whole transaction is pipelined: the fenced UPDATE, whose RETURNING takes the
+        chain lock (after the row lock, so it is taken last) and, for complete, queues
+        the NOTIFY; an audit insert that the server makes only if this transaction did
+        touch the task row (``xmin`` is ours); COMMIT.
         If the UPDATE matched nothing, the transaction commits no change at all, and
         a plain read then says why.
         """
@@ -1928,19 +1940,14 @@ class Store:
         subject = f"task:{task_id}"
         payload_json = _audit.canonical_json(payload)
         pre, post = _audit.body_parts(at, actor, action, subject, payload_json)
-        q = self._q[action]
+        q = self._q[f"{action}_locked_pg"]  # the UPDATE takes the chain lock itself
         qa = self._q["audit_append_pg_if_touched"]
         # The thread's own cursor sends the statements whose results nobody reads.
         sink, update = self._cursor(), conn.cursor()
-        # NOTIFY (sent at COMMIT) rides in the chain lock's statement.
-        lock = f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})"
-        if action == "complete":
-            lock += f", pg_notify('{WORK_CHANNEL}', '')"
         try:
             with conn.pipeline():
                 sink.execute("BEGIN")
                 update.execute(q.sql, q.args(params))
-                sink.execute(lock)
                 sink.execute(
                     qa.sql,
                     qa.args(
