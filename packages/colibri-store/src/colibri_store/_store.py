@@ -684,8 +684,16 @@ def _claim_fast_pg(claim_values: Mapping[str, Any], n: int) -> Any:
     The same candidates as ``claim_batch(n)`` (same order, same SKIP LOCKED), but
     the UPDATE claims them only when the slow path has nothing to add: the agent
     exists with no max_tasks, and no candidate has a concurrency key or its own
-    lease. Otherwise it claims nothing. The first column, ``fast``, says which; it
-    comes on every row, and on one row of NULL task columns when nothing was claimed.
+    lease. Otherwise it claims nothing.
+
+    The agent row is locked FOR UPDATE here (READ COMMITTED hands the locking clause
+    the row's newest committed version, so a max_tasks set meanwhile is seen), and
+    once the UPDATE has run to its end (the count), the chain lock is taken, so the
+    audit insert that follows reads the head under it in its own snapshot.
+
+    Columns: ``fast`` (False: claimed nothing, take the slow path), the agent's
+    ``max_tasks``, the chain lock's (empty) value, then the claimed task; on every
+    row, and on one row of NULL task columns when nothing was claimed.
     """
     order = (tasks.c.id,) if n < 0 else (tasks.c.priority.desc(), tasks.c.id)
     cand = (
@@ -703,11 +711,20 @@ def _claim_fast_pg(claim_values: Mapping[str, Any], n: int) -> Any:
             .scalar_subquery()
         )
     cand_cte = cand.with_for_update(skip_locked=True).cte("candidates")
-    plain_agent = sa.exists().where(agents.c.id == _B("agent_id"), agents.c.max_tasks.is_(None))
+    me = (
+        sa.select(agents.c.max_tasks)
+        .where(agents.c.id == _B("agent_id"))
+        .with_for_update()
+        .cte("claimant")
+    )
+    plain_agent = sa.exists().where(me.c.max_tasks.is_(None))
     needs_settling = sa.exists().where(
         sa.or_(cand_cte.c.concurrency_key.is_not(None), cand_cte.c.lease_seconds.is_not(None))
     )
-    flag = sa.select(sa.and_(plain_agent, ~needs_settling).label("fast")).cte("fast")
+    flag = sa.select(
+        sa.and_(plain_agent, ~needs_settling).label("fast"),
+        sa.select(me.c.max_tasks).scalar_subquery().label("max_tasks"),
+    ).cte("fast")
     claimed = (
         sa.update(tasks)
         .where(
@@ -719,7 +736,17 @@ def _claim_fast_pg(claim_values: Mapping[str, Any], n: int) -> Any:
         .returning(*_TASK_COLS)
         .cte("claimed")
     )
-    return sa.select(flag.c.fast, *claimed.c).select_from(flag.outerjoin(claimed, sa.true()))
+    claimed_count = sa.select(sa.func.count().label("n")).select_from(claimed).subquery("done")
+    chain_lock = sa.func.pg_advisory_xact_lock(sa.literal_column(str(_PG_AUDIT_LOCK)))
+    locked = (
+        sa.select(sa.cast(chain_lock, sa.Text).label("locked"))
+        .select_from(claimed_count)
+        .where(claimed_count.c.n > 0)
+        .cte("locked")
+    )
+    return sa.select(flag.c.fast, flag.c.max_tasks, locked.c.locked, *claimed.c).select_from(
+        flag.outerjoin(locked, sa.true()).outerjoin(claimed, sa.true())
+    )
 
 
 # ---------------------------------------------------------------- the store
@@ -1672,10 +1699,10 @@ class Store:
     ) -> list[Task] | None:
         """PostgreSQL: claim_batch in one round trip, or None to take the slow path.
 
-        One pipelined send: BEGIN, the agent row FOR UPDATE (so the claim's snapshot
-        sees its committed max_tasks), the guarded claim (``_claim_fast_pg``), the
-        chain lock, an audit insert that the server computes from the rows this
-        transaction claimed (``xmin`` is ours), COMMIT. When the guard says the slow
+        One pipelined send: BEGIN, the guarded claim (``_claim_fast_pg``: it locks the
+        agent row FOR UPDATE, claims, then takes the chain lock), an audit insert that
+        the server computes from the rows this transaction claimed (``xmin`` is ours),
+        COMMIT. When the guard says the slow
         path is needed, nothing was claimed and nothing appended: the caller runs the
         slow path in a new transaction. The overdue-lease sweep, when due, is the
         slow path's too.
@@ -1688,14 +1715,12 @@ class Store:
         stamp = format_time(now)
         lease = self._lease_until(now, lease_seconds)
         q = self._sized_statement("claim_fast_pg", -n if oldest_first else n)
-        qa = self._q["get_agent_for_update"]
         conn = self._conn()
         # The thread's own cursor sends the statements whose results nobody reads.
-        sink, agent_cur, claim_cur = self._cursor(), conn.cursor(), conn.cursor()
+        sink, claim_cur = self._cursor(), conn.cursor()
         try:
             with conn.pipeline():
                 sink.execute("BEGIN")
-                agent_cur.execute(qa.sql, qa.args({"id": agent_id}))
                 claim_cur.execute(
                     q.sql,
                     q.args(
@@ -1708,13 +1733,11 @@ class Store:
                         }
                     ),
                 )
-                sink.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
                 sink.execute(
                     _PG_CLAIM_AUDIT[oldest_first, start],
                     _claim_audit_parts(stamp, _actor.get() or self.actor, agent_id, lease, start),
                 )
                 sink.execute("COMMIT")
-                agent_rows = agent_cur.fetchall()
                 rows = claim_cur.fetchall()
         except BaseException as exc:
             with contextlib.suppress(Exception):
@@ -1723,11 +1746,11 @@ class Store:
                 raise Conflict(f"the database refused the change: {exc}") from exc
             raise
         if not rows[0][0]:
-            if agent_rows and _agent(agent_rows[0]).max_tasks is not None:
-                self._slow_claimers.add(agent_id)  # no use trying this agent fast again
+            if rows[0][1] is not None:
+                self._slow_claimers.add(agent_id)  # max_tasks: no use trying it fast again
             return None
         self._claims += 1
-        claimed = [_task(r[1:]) for r in rows if r[1] is not None]
+        claimed = [_task(r[3:]) for r in rows if r[3] is not None]
         if len(claimed) > 1:
             claimed.sort(key=lambda t: (t.id,) if oldest_first else (-t.priority, t.id))
         return claimed
