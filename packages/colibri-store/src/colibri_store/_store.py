@@ -1738,7 +1738,9 @@ class Store:
                     _claim_audit_parts(stamp, _actor.get() or self.actor, agent_id, lease, start),
                 )
                 sink.execute("COMMIT")
-                rows = claim_cur.fetchall()
+            # Read after the block: its exit sends the one Sync and collects every
+            # result; a fetch inside would cost a round trip of its own.
+            rows = claim_cur.fetchall()
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")
@@ -1987,7 +1989,7 @@ class Store:
                     ),
                 )
                 sink.execute("COMMIT")
-                rows = update.fetchall()
+            rows = update.fetchall()  # after the block: one round trip in all
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")
