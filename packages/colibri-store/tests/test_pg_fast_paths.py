@@ -287,7 +287,7 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("command, batch", [("drain", "1"), ("drain_batches", "7")])
 def test_four_processes_claim_a_mixed_board_with_a_verifying_chain(
-    pg_url: str, command: str, batch: str
+    pg_url: str, command: str, batch: str, tmp_path: Path
 ) -> None:
     """Plain tasks (fast claims) mixed with keyed and leased ones (slow claims)."""
     total = 600
@@ -301,7 +301,11 @@ def test_four_processes_claim_a_mixed_board_with_a_verifying_chain(
         items.append(item)
     with Store.open(pg_url) as store:
         store.create_tasks(items)
-    procs = [_spawn(command, pg_url, f"agent-{i}", batch) for i in range(4)]
+    go = tmp_path / "go"
+    procs = [_spawn(command, pg_url, f"agent-{i}", batch, str(go)) for i in range(4)]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    go.touch()  # all four claim at once
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=300)
