@@ -30,11 +30,17 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 10], ids=["one-by-one", "batches-of-10"])
-def test_four_processes_drain_the_board(db_url: str, backend: str, batch: int) -> None:
+def test_four_processes_drain_the_board(
+    db_url: str, backend: str, batch: int, tmp_path: Path
+) -> None:
     total = 2000 if backend == "sqlite" else 800
     with Store.open(db_url) as store:
         store.create_tasks([{"title": f"t{i}"} for i in range(total)])
-    procs = [_spawn("drain", db_url, f"agent-{i}", str(batch)) for i in range(PROCESSES)]
+    go = tmp_path / "go"  # released together, or the first one may drain it alone
+    procs = [_spawn("drain", db_url, f"agent-{i}", str(batch), str(go)) for i in range(PROCESSES)]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    go.touch()
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=300)

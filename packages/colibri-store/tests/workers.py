@@ -1,6 +1,6 @@
 """Worker processes for the multi-process tests (run as scripts, not imported by pytest).
 
-python workers.py drain URL AGENT_NAME BATCH   -> JSON {"claimed": [...], "errors": [...]}
+python workers.py drain URL AGENT_NAME BATCH [GO_FILE] -> JSON {"claimed": [...], "errors": [...]}
 python workers.py writer URL                   -> prints each committed task id, forever
 """
 
@@ -14,11 +14,21 @@ import time
 from colibri_store import Store
 
 
-def drain(url: str, agent_name: str, batch: int) -> None:
+def drain(url: str, agent_name: str, batch: int, go_file: str | None = None) -> None:
+    """claim_batch + complete one by one until the board is empty.
+
+    With ``go_file``: print "ready" and start only once that file exists, so that the
+    processes drain together (a fast first process could otherwise drain it alone).
+    """
     claimed: list[int] = []
     errors: list[str] = []
     with Store.open(url, actor=agent_name) as store:
         agent = store.register_agent(agent_name)
+        if go_file:
+            print("ready", flush=True)
+            deadline = time.monotonic() + 120
+            while not os.path.exists(go_file) and time.monotonic() < deadline:
+                time.sleep(0.001)
         while True:
             try:
                 tasks = store.claim_batch(agent.id, batch, start=True)
@@ -132,7 +142,7 @@ def writer(url: str) -> None:
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "drain":
-        drain(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        drain(sys.argv[2], sys.argv[3], int(sys.argv[4]), *sys.argv[5:6])
     elif command == "writer":
         writer(sys.argv[2])
     elif command == "drain_batches":

@@ -691,21 +691,6 @@ def _build_statements(
         )
         .returning(*_TASK_COLS)
     )
-    s["audit_head"] = (
-        sa.select(audit_events.c.seq, audit_events.c.hash)
-        .order_by(audit_events.c.seq.desc())
-        .limit(sa.literal_column("1"))
-    )
-    s["audit_insert"] = sa.insert(audit_events).values(
-        seq=_B("seq"),
-        at=_B("at"),
-        actor=_B("actor"),
-        verb=_B("verb"),
-        subject=_B("subject"),
-        payload=_B("payload"),
-        prev_hash=_B("prev_hash"),
-        hash=_B("hash"),
-    )
     if pg:
         # The chain hash computed by the server, exactly as _audit.event_hash does it.
         s["audit_append_pg"] = sa.text(
@@ -723,11 +708,95 @@ def _build_statements(
             + " WHERE EXISTS (SELECT 1 FROM tasks WHERE tasks.id = :task_id "
             "AND tasks.xmin = pg_current_xact_id()::xid)"
         )
+    if pg:
+        # complete and fail in one round trip: the chain lock (and for complete the
+        # NOTIFY sent at COMMIT) ride in the fenced UPDATE's RETURNING, so they are taken
+        # only when it changed a row, after that row's lock, and the audit insert that
+        # follows reads the head under the lock, in its own statement and snapshot.
+        chain_lock = sa.func.pg_advisory_xact_lock(sa.literal_column(str(_PG_AUDIT_LOCK)))
+        notify = sa.func.pg_notify(sa.literal_column(f"'{WORK_CHANNEL}'"), sa.literal_column("''"))
+        s["complete_locked_pg"] = s["complete"].returning(
+            sa.cast(chain_lock, sa.Text), sa.cast(notify, sa.Text)
+        )
+        s["fail_locked_pg"] = s["fail"].returning(sa.cast(chain_lock, sa.Text))
     compiled = {name: _Compiled(stmt, dialect) for name, stmt in s.items()}
     sized: dict[str, Callable[[int], Any]] = {"claim_batch": claim_batch, "expire": expire}
-    if not pg:
+    if pg:
+        sized["claim_fast_pg"] = functools.partial(_claim_fast_pg, claim_values)
+    else:
         sized["claim_batch_uncapped"] = functools.partial(claim_batch, uncapped_agent=True)
     return compiled, sized
+
+
+def _claim_fast_pg(claim_values: Mapping[str, Any], n: int) -> Any:
+    """PostgreSQL: claim_batch's statement for the one-round-trip claim.
+
+    The same candidates as ``claim_batch(n)`` (same order, same SKIP LOCKED), but
+    the UPDATE claims them only when the slow path has nothing to add: the agent
+    exists with no max_tasks, and no candidate has a concurrency key or its own
+    lease. Otherwise it claims nothing.
+
+    The agent row is locked FOR UPDATE here (READ COMMITTED hands the locking clause
+    the row's newest committed version, so a max_tasks set meanwhile is seen), and
+    once the UPDATE has run to its end (the count), the chain lock is taken, so the
+    audit insert that follows reads the head under it in its own snapshot.
+
+    Columns: ``fast`` (False: claimed nothing, take the slow path), the agent's
+    ``max_tasks``, the chain lock's (empty) value, then the claimed task; on every
+    row, and on one row of NULL task columns when nothing was claimed.
+    """
+    order = (tasks.c.id,) if n < 0 else (tasks.c.priority.desc(), tasks.c.id)
+    cand = (
+        sa.select(tasks.c.id, tasks.c.concurrency_key, tasks.c.lease_seconds)
+        .where(_status_is("queued"), *_claimable("postgresql"))
+        .order_by(*order)
+        .limit(sa.literal_column(str(abs(int(n)))))
+    )
+    if n < 0:
+        oldest = tasks.alias("oldest")
+        cand = cand.where(
+            tasks.c.id
+            >= sa.select(sa.func.min(oldest.c.id))
+            .where(oldest.c.status == sa.literal_column("'queued'"))
+            .scalar_subquery()
+        )
+    cand_cte = cand.with_for_update(skip_locked=True).cte("candidates")
+    me = (
+        sa.select(agents.c.max_tasks)
+        .where(agents.c.id == _B("agent_id"))
+        .with_for_update()
+        .cte("claimant")
+    )
+    plain_agent = sa.exists().where(me.c.max_tasks.is_(None))
+    needs_settling = sa.exists().where(
+        sa.or_(cand_cte.c.concurrency_key.is_not(None), cand_cte.c.lease_seconds.is_not(None))
+    )
+    flag = sa.select(
+        sa.and_(plain_agent, ~needs_settling).label("fast"),
+        sa.select(me.c.max_tasks).scalar_subquery().label("max_tasks"),
+    ).cte("fast")
+    claimed = (
+        sa.update(tasks)
+        .where(
+            tasks.c.id.in_(sa.select(cand_cte.c.id)),
+            _still_status("postgresql", "queued"),
+            sa.select(flag.c.fast).scalar_subquery(),
+        )
+        .values(**claim_values)
+        .returning(*_TASK_COLS)
+        .cte("claimed")
+    )
+    claimed_count = sa.select(sa.func.count().label("n")).select_from(claimed).subquery("done")
+    chain_lock = sa.func.pg_advisory_xact_lock(sa.literal_column(str(_PG_AUDIT_LOCK)))
+    locked = (
+        sa.select(sa.cast(chain_lock, sa.Text).label("locked"))
+        .select_from(claimed_count)
+        .where(claimed_count.c.n > 0)
+        .cte("locked")
+    )
+    return sa.select(flag.c.fast, flag.c.max_tasks, locked.c.locked, *claimed.c).select_from(
+        flag.outerjoin(locked, sa.true()).outerjoin(claimed, sa.true())
+    )
 
 
 # ---------------------------------------------------------------- the store
@@ -893,6 +962,7 @@ class Store:
         self.backoff_base, self.backoff_cap, self.backoff_jitter = backoff
         self.fifo_every = fifo_every
         self._claims = 0
+        self._slow_claimers: set[int] = set()  # PostgreSQL: agents with max_tasks
         self._rng = random.Random()
         self._waiter: Any = None
         self._busy_timeout = busy_timeout
@@ -1184,55 +1254,8 @@ class Store:
     def _append_audit(self, tx: _Tx) -> None:
         if self._sqlite:
             self._append_audit_sqlite(tx)
-            return
-        cur = tx.cur
-        at = tx.stamp()
-        actor = _actor.get() or self.actor
-        if not self._sqlite:
-            cur.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
-            if len(tx.events) == 1:
-                # One event: the server reads the head and hashes, no round trip of ours.
-                verb, subject, payload = tx.events[0]
-                pre, post = _audit.body_parts(at, actor, verb, subject, payload)
-                tx.run(
-                    "audit_append_pg",
-                    {
-                        "at": at,
-                        "actor": actor,
-                        "verb": verb,
-                        "subject": subject,
-                        "payload": payload,
-                        "pre": pre,
-                        "post": post,
-                    },
-                )
-                return
-        head = tx.run("audit_head", {}).fetchall()
-        seq, prev = (head[0][0], head[0][1]) if head else (0, _audit.GENESIS_HASH)
-        rows = []
-        for verb, subject, payload in tx.events:
-            seq += 1
-            digest = _audit.event_hash(prev, seq, at, actor, verb, subject, payload)
-            rows.append(
-                {
-                    "seq": seq,
-                    "at": at,
-                    "actor": actor,
-                    "verb": verb,
-                    "subject": subject,
-                    "payload": payload,
-                    "prev_hash": prev,
-                    "hash": digest,
-                }
-            )
-            prev = digest
-        q = self._q["audit_insert"]
-        if len(rows) == 1:
-            cur.execute(q.sql, q.args(rows[0]))
-            return
-        # Many events: one statement, a column array per field (a short query psycopg
-        # parses once).
-        cur.execute(_PG_AUDIT_INSERT_MANY, [[row[c] for row in rows] for c in _AUDIT_COLUMN_NAMES])
+        else:
+            self._append_audit_pg(tx)
 
     def _append_audit_sqlite(self, tx: _Tx) -> None:
         # Under BEGIN IMMEDIATE no one else appends: read the head, chain on from it.
@@ -1251,6 +1274,54 @@ class Store:
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
             cur.execute(_audit_insert_sql(len(chunk), sqlite=True), [v for r in chunk for v in r])
+
+    def _append_audit_pg(self, tx: _Tx) -> None:
+        """PostgreSQL: append the transaction's events with no round trip of ours.
+
+        The chain lock, then one statement in which the server reads the head and
+        chains every hash (exactly ``_audit.event_hash``), then COMMIT: all pipelined,
+        so the lock is held for the server's work only, never for a client round trip.
+        """
+        at = tx.stamp()
+        actor = _actor.get() or self.actor
+        cur = tx.cur
+        cur.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
+        parts = {"at": at, "actor": actor}
+        if len(tx.events) == 1:
+            verb, subject, payload = tx.events[0]
+            pre, post = _audit.body_parts(at, actor, verb, subject, payload)
+            tx.run(
+                "audit_append_pg",
+                {
+                    **parts,
+                    "verb": verb,
+                    "subject": subject,
+                    "payload": payload,
+                    "pre": pre,
+                    "post": post,
+                },
+            )
+            return
+        verbs, subjects, payloads, pres, posts = [], [], [], [], []
+        for verb, subject, payload in tx.events:
+            pre, post = _audit.body_parts(at, actor, verb, subject, payload)
+            verbs.append(verb)
+            subjects.append(subject)
+            payloads.append(payload)
+            pres.append(pre)
+            posts.append(post)
+        tx.cur.execute(
+            _PG_AUDIT_APPEND_MANY,
+            {
+                **parts,
+                "n": len(verbs),
+                "verb": verbs,
+                "subject": subjects,
+                "payload": payloads,
+                "pre": pres,
+                "post": posts,
+            },
+        )
 
     def _lease_until(self, now: datetime, lease_seconds: float | None) -> str:
         seconds = self.lease_seconds if lease_seconds is None else _check_lease(lease_seconds)
@@ -1757,6 +1828,10 @@ class Store:
         """
         _check_int("n", n, low=1, high=1000)
         _check_id("agent_id", agent_id)
+        if not self._sqlite and agent_id not in self._slow_claimers:
+            fast = self._claim_batch_fast_pg(agent_id, n, lease_seconds, start)
+            if fast is not None:
+                return fast
         with self._write() as tx:
             # The agent's capabilities enter the claim as a subquery, so its row is read
             # beside the claim (one round trip on PostgreSQL), not before it.
@@ -1826,6 +1901,69 @@ class Store:
                 )
         # Plain claims become Task values after COMMIT, outside the write lock.
         return settled if settled is not None else [_task(r) for r in rows]
+
+    def _claim_batch_fast_pg(
+        self, agent_id: int, n: int, lease_seconds: float | None, start: bool
+    ) -> list[Task] | None:
+        """PostgreSQL: claim_batch in one round trip, or None to take the slow path.
+
+        One pipelined send: BEGIN, the guarded claim (``_claim_fast_pg``: it locks the
+        agent row FOR UPDATE, claims, then takes the chain lock), an audit insert that
+        the server computes from the rows this transaction claimed (``xmin`` is ours),
+        COMMIT. When the guard says the slow
+        path is needed, nothing was claimed and nothing appended: the caller runs the
+        slow path in a new transaction. The overdue-lease sweep, when due, is the
+        slow path's too.
+        """
+        now = self._now()
+        last = self._last_sweep
+        if last is None or not timedelta(0) <= now - last < _SWEEP_EVERY:
+            return None
+        oldest_first = bool(self.fifo_every) and (self._claims + 1) % self.fifo_every == 0
+        stamp = format_time(now)
+        lease = self._lease_until(now, lease_seconds)
+        q = self._sized_statement("claim_fast_pg", -n if oldest_first else n)
+        conn = self._conn()
+        # The thread's own cursor sends the statements whose results nobody reads.
+        sink, claim_cur = self._cursor(), conn.cursor()
+        try:
+            with conn.pipeline():
+                sink.execute("BEGIN")
+                claim_cur.execute(
+                    q.sql,
+                    q.args(
+                        {
+                            "new_status": "started" if start else "claimed",
+                            "agent_id": agent_id,
+                            "lease": lease,
+                            "now": stamp,
+                            "started_at": stamp if start else None,
+                        }
+                    ),
+                )
+                sink.execute(
+                    _PG_CLAIM_AUDIT[oldest_first, start],
+                    _claim_audit_parts(stamp, _actor.get() or self.actor, agent_id, lease, start),
+                )
+                sink.execute("COMMIT")
+            # Read after the block: its exit sends the one Sync and collects every
+            # result; a fetch inside would cost a round trip of its own.
+            rows = claim_cur.fetchall()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            if _is_integrity_error(exc):
+                raise Conflict(f"the database refused the change: {exc}") from exc
+            raise
+        if not rows[0][0]:
+            if rows[0][1] is not None:
+                self._slow_claimers.add(agent_id)  # max_tasks: no use trying it fast again
+            return None
+        self._claims += 1
+        claimed = [_task(r[3:]) for r in rows if r[3] is not None]
+        if len(claimed) > 1:
+            claimed.sort(key=lambda t: (t.id,) if oldest_first else (-t.priority, t.id))
+        return claimed
 
     def _room(self, tx: _Tx, agent_id: int, max_tasks: int, just_claimed: int) -> int:
         """How many of ``just_claimed`` fit under max_tasks; AtCapacity if none."""
@@ -2034,9 +2172,10 @@ class Store:
     ) -> Task:
         """PostgreSQL: complete or fail a task with one round trip.
 
-        The whole transaction is pipelined: the fenced UPDATE, the chain lock (after the
-        row lock, so it is taken last), an audit insert that the server makes only if
-        this transaction did touch the task row (``xmin`` is ours), NOTIFY and COMMIT.
+        The whole transaction is pipelined: the fenced UPDATE, whose RETURNING takes the
+        chain lock (after the row lock, so it is taken last) and, for complete, queues
+        the NOTIFY; an audit insert that the server makes only if this transaction did
+        touch the task row (``xmin`` is ours); COMMIT.
         If the UPDATE matched nothing, the transaction commits no change at all, and
         a plain read then says why.
         """
@@ -2047,15 +2186,15 @@ class Store:
         subject = f"task:{task_id}"
         payload_json = _audit.canonical_json(payload)
         pre, post = _audit.body_parts(at, actor, action, subject, payload_json)
-        q = self._q[action]
+        q = self._q[f"{action}_locked_pg"]  # the UPDATE takes the chain lock itself
         qa = self._q["audit_append_pg_if_touched"]
-        update = conn.cursor()
+        # The thread's own cursor sends the statements whose results nobody reads.
+        sink, update = self._cursor(), conn.cursor()
         try:
             with conn.pipeline():
-                conn.execute("BEGIN")
+                sink.execute("BEGIN")
                 update.execute(q.sql, q.args(params))
-                conn.execute(f"SELECT pg_advisory_xact_lock({_PG_AUDIT_LOCK})")
-                conn.cursor().execute(
+                sink.execute(
                     qa.sql,
                     qa.args(
                         {
@@ -2070,10 +2209,8 @@ class Store:
                         }
                     ),
                 )
-                if action == "complete":
-                    conn.execute(f"SELECT pg_notify('{WORK_CHANNEL}', '')")
-                conn.execute("COMMIT")
-                rows = update.fetchall()
+                sink.execute("COMMIT")
+            rows = update.fetchall()  # after the block: one round trip in all
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")
@@ -2806,12 +2943,98 @@ _AUDIT_INSERT_ONE = (
 _AGENT_MAX_TASKS_SQL = "SELECT max_tasks FROM agents WHERE id = ?"  # SQLite claims
 
 
-_PG_AUDIT_INSERT_MANY = (
-    f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) "
-    # %b: arrays travel in binary format, which spares psycopg quoting every element.
-    "SELECT * FROM unnest(%b::integer[], %b::text[], %b::text[], %b::text[], %b::text[], "
-    "%b::text[], %b::text[], %b::text[])"
+# The head of the chain, for the server-side appends (one row, genesis when empty).
+_PG_AUDIT_HEAD = (
+    "SELECT COALESCE((SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1), 0) AS seq, "
+    "COALESCE((SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1), "
+    f"'{_audit.GENESIS_HASH}') AS hash"
 )
+# hash(i) = sha256(hash(i-1) || pre[i] || seq(i) || post[i]): _audit.event_hash, chained
+# by the server from the head it reads after the chain lock. The recursive CTE steps
+# once per event, each step reading its own array element by position.
+_PG_AUDIT_APPEND_MANY = (
+    "WITH RECURSIVE head AS (" + _PG_AUDIT_HEAD + "), "
+    "chain(i, seq, prev_hash, hash) AS ("
+    "SELECT 0, head.seq, NULL::text, head.hash FROM head "
+    "UNION ALL SELECT c.i + 1, c.seq + 1, c.hash, encode(sha256(convert_to("
+    "c.hash || (%(pre)b::text[])[c.i + 1] || (c.seq + 1)::text || (%(post)b::text[])[c.i + 1], "
+    "'UTF8')), 'hex') FROM chain AS c WHERE c.i < %(n)s::integer) "
+    f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) "
+    "SELECT c.seq, %(at)s, %(actor)s, (%(verb)b::text[])[c.i], (%(subject)b::text[])[c.i], "
+    "(%(payload)b::text[])[c.i], c.prev_hash, c.hash FROM chain AS c WHERE c.i > 0"
+)
+
+
+def _claim_audit_sql(order: str, status: str) -> str:
+    """The audit insert of the one-round-trip claim, for events in ``order``.
+
+    The events are those ``_audit_claims`` would write for the rows this transaction
+    claimed for the agent: ``xmin`` is ours. They are found through an index on their
+    status and their lease, which is this claim's own timestamp, so the scan touches
+    hardly more than the rows just claimed. Their text around the epoch and the task
+    id comes from ``_claim_audit_parts``.
+    """
+    return (
+        "WITH RECURSIVE mine AS (SELECT "
+        f"array_agg(tasks.id ORDER BY {order}) AS ids, "
+        f"array_agg(tasks.claim_epoch ORDER BY {order}) AS epochs FROM tasks "
+        f"WHERE tasks.status = '{status}' AND tasks.lease_expires_at = %(lease)s "
+        "AND tasks.agent_id = %(agent_id)s::integer AND tasks.xmin = pg_current_xact_id()::xid), "
+        "head AS (" + _PG_AUDIT_HEAD + "), "
+        "chain(i, seq, prev_hash, hash) AS ("
+        "SELECT 0, head.seq, NULL::text, head.hash FROM head "
+        "UNION ALL SELECT c.i + 1, c.seq + 1, c.hash, encode(sha256(convert_to("
+        "c.hash || %(pre_a)s || mine.epochs[c.i + 1]::text || %(pre_b)s || (c.seq + 1)::text "
+        "|| %(post_a)s || mine.ids[c.i + 1]::text || %(post_b)s, 'UTF8')), 'hex') "
+        "FROM chain AS c, mine WHERE c.i < cardinality(mine.ids)) "
+        f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) "
+        "SELECT c.seq, %(at)s, %(actor)s, 'claim', 'task:' || mine.ids[c.i]::text, "
+        "%(pay_a)s || mine.epochs[c.i]::text || %(pay_b)s, c.prev_hash, c.hash "
+        "FROM chain AS c, mine WHERE c.i > 0"
+    )
+
+
+# By (oldest first, started): the status is a literal, so both columns of the agent's
+# index (agent_id, status) bound the scan to the agent's active tasks.
+_PG_CLAIM_AUDIT = {
+    (oldest_first, start): _claim_audit_sql(
+        "tasks.id" if oldest_first else "tasks.priority DESC, tasks.id",
+        "started" if start else "claimed",
+    )
+    for oldest_first in (False, True)
+    for start in (False, True)
+}
+_EPOCH_MARK, _ID_MARK = "\x00", "\x01"
+
+
+def _claim_audit_parts(
+    at: str, actor: str, agent_id: int, lease: str, start: bool
+) -> dict[str, Any]:
+    """The fixed text of a claim event around its epoch and task id, as parameters.
+
+    Cut from ``_audit.body_parts`` itself (marks in place of the epoch and the id), so
+    the server's payload and hash are byte for byte those of ``_audit_claims``.
+    """
+    payload = f'{{"agent_id":{agent_id},"epoch":{_EPOCH_MARK},"lease_expires_at":"{lease}"' + (
+        ',"started":true}' if start else "}"
+    )
+    pre, post = _audit.body_parts(at, actor, "claim", f"task:{_ID_MARK}", payload)
+    pay_a, pay_b = payload.split(_EPOCH_MARK)
+    pre_a, pre_b = pre.split(_EPOCH_MARK)
+    # The id mark is a control character, which the subject's JSON escapes.
+    post_a, post_b = post.split(json.dumps(_ID_MARK)[1:-1])
+    return {
+        "agent_id": agent_id,
+        "lease": lease,
+        "at": at,
+        "actor": actor,
+        "pay_a": pay_a,
+        "pay_b": pay_b,
+        "pre_a": pre_a,
+        "pre_b": pre_b,
+        "post_a": post_a,
+        "post_b": post_b,
+    }
 
 
 def _pin_oldest_first_index(sql: str) -> str:

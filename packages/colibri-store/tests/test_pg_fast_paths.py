@@ -1,0 +1,326 @@
+"""PostgreSQL's one-round-trip claim and server-side audit appends match the slow path.
+
+The fast claim (``_claim_batch_fast_pg``) and the multi-event append
+(``_append_audit_pg``) compute events and hashes on the server. These tests run the
+same operations twice, once with the fast claim and once forced onto the slow path,
+on stores with the same clock and actor, and require byte-identical chains; and they
+check the fallbacks (max_tasks, concurrency keys, per-task leases, the sweep).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import FakeClock, make_url
+
+from colibri_store import AtCapacity, Conflict, NotFound, Store, TaskStatus
+from colibri_store._audit import event_hash
+
+WORKERS = Path(__file__).with_name("workers.py")
+
+
+class _FastSpy:
+    """Counts how often the fast claim applied and how often it fell back."""
+
+    def __init__(self, store: Store, *, disable: bool = False) -> None:
+        self.applied = 0
+        self.fell_back = 0
+        inner = store._claim_batch_fast_pg
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            got = None if disable else inner(*args, **kwargs)
+            if got is None:
+                self.fell_back += 1
+            else:
+                self.applied += 1
+            return got
+
+        store._claim_batch_fast_pg = spy  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def pg_pair(tmp_path: Path) -> Iterator[tuple[Store, Store, FakeClock]]:
+    """Two PostgreSQL stores on fresh schemas, one clock, one actor."""
+    clock = FakeClock()
+    fast = Store.open(make_url("postgresql", tmp_path), clock=clock, actor="t", lease_seconds=60)
+    slow = Store.open(make_url("postgresql", tmp_path), clock=clock, actor="t", lease_seconds=60)
+    try:
+        yield fast, slow, clock
+    finally:
+        fast.close()
+        slow.close()
+
+
+def _raw_events(store: Store) -> list[tuple[Any, ...]]:
+    """The audit rows exactly as stored (payload text, not parsed)."""
+    engine = sa.create_engine(store._engine.url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT seq, at, actor, verb, subject, payload, prev_hash, hash "
+            "FROM audit_events ORDER BY seq"
+        ).fetchall()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def _check_hashes(rows: list[tuple[Any, ...]]) -> None:
+    prev = "0" * 64
+    for seq, at, actor, verb, subject, payload, prev_hash, digest in rows:
+        assert prev_hash == prev
+        assert digest == event_hash(prev, seq, at, actor, verb, subject, payload)
+        prev = digest
+
+
+def _run_both(
+    pair: tuple[Store, Store, FakeClock], script: Callable[[Store], object]
+) -> tuple[_FastSpy, list[tuple[Any, ...]]]:
+    fast, slow, clock = pair
+    spy = _FastSpy(fast)
+    _FastSpy(slow, disable=True)
+    start = clock.now
+    results = []
+    for store in (fast, slow):
+        clock.now = start
+        results.append(script(store))
+    assert results[0] == results[1]
+    rows = _raw_events(fast)
+    assert rows == _raw_events(slow), "the fast path wrote other events than the slow path"
+    _check_hashes(rows)
+    assert fast.verify_chain().ok and slow.verify_chain().ok
+    return spy, rows
+
+
+def test_fast_claims_write_the_slow_paths_events_byte_for_byte(
+    pg_pair: tuple[Store, Store, FakeClock],
+) -> None:
+    clock = pg_pair[2]
+
+    def script(store: Store) -> object:
+        agent = store.register_agent("a", ["x"])
+        store.create_tasks(
+            [{"title": f"t{i}", "priority": i % 3} for i in range(12)]
+            + [{"title": "needs x", "required_capabilities": ["x"], "priority": 5}]
+        )
+        clock.advance(0.001)
+        got = [store.claim_next(agent.id)]  # the first claim sweeps: slow path
+        got.append(store.claim_next(agent.id, start=True))
+        got += store.claim_batch(agent.id, 4)
+        got += store.claim_batch(agent.id, 3, start=True, lease_seconds=5)
+        outcome = store.complete_many([(t.id, t.claim_epoch) for t in got if t.started_at])
+        got += store.claim_batch(agent.id, 10, start=True)  # the rest
+        assert store.claim_next(agent.id) is None
+        return [(t.id, t.claim_epoch, t.status, t.lease_expires_at) for t in got], outcome
+
+    spy, rows = _run_both(pg_pair, script)
+    assert spy.applied >= 4  # the fast path did the claims after the first
+    claims = [r for r in rows if r[3] == "claim"]
+    assert len(claims) == 13
+    lease = claims[1][5]
+    assert json.loads(lease)["agent_id"] == 1
+    # The payload text is the canonical JSON that _audit_claims writes.
+    expires = json.loads(lease)["lease_expires_at"]
+    assert lease == f'{{"agent_id":1,"epoch":1,"lease_expires_at":"{expires}","started":true}}'
+    assert claims[2][5] == f'{{"agent_id":1,"epoch":1,"lease_expires_at":"{expires}"}}'
+
+
+def test_oldest_first_fast_claims_match_the_slow_path(tmp_path: Path) -> None:
+    clock = FakeClock()
+    stores = [
+        Store.open(
+            make_url("postgresql", tmp_path), clock=clock, actor="t", lease_seconds=60, fifo_every=2
+        )
+        for _ in range(2)
+    ]
+    try:
+
+        def script(store: Store) -> object:
+            agent = store.register_agent("a")
+            store.create_tasks([{"title": f"t{i}", "priority": (7 * i) % 4} for i in range(20)])
+            return [[(t.id, t.priority) for t in store.claim_batch(agent.id, 3)] for _ in range(6)]
+
+        spy, _ = _run_both((stores[0], stores[1], clock), script)
+        assert spy.applied >= 4
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_an_agent_with_max_tasks_takes_the_slow_path(
+    pg_pair: tuple[Store, Store, FakeClock],
+) -> None:
+    def script(store: Store) -> object:
+        agent = store.register_agent("capped", max_tasks=2)
+        store.create_tasks([{"title": f"t{i}"} for i in range(5)])
+        first = store.claim_batch(agent.id, 5)
+        with pytest.raises(AtCapacity):
+            store.claim_next(agent.id)
+        store.complete_many([(t.id, t.claim_epoch) for t in first])  # claimed, not started
+        return [t.id for t in first]
+
+    spy, _ = _run_both(pg_pair, script)
+    fast = pg_pair[0]
+    assert spy.applied == 0
+    assert fast.get_agent(1).max_tasks == 2
+
+
+def test_max_tasks_set_later_is_seen_by_the_fast_claim(
+    pg_pair: tuple[Store, Store, FakeClock],
+) -> None:
+    def script(store: Store) -> object:
+        agent = store.register_agent("a")
+        store.create_tasks([{"title": f"t{i}"} for i in range(6)])
+        store.claim_next(agent.id)  # slow (sweep)
+        store.claim_next(agent.id)  # fast
+        store.register_agent("a", max_tasks=3)
+        got = store.claim_batch(agent.id, 5)  # the guard sees max_tasks: one fits
+        with pytest.raises(AtCapacity):
+            store.claim_next(agent.id)
+        return [t.id for t in got]
+
+    spy, _ = _run_both(pg_pair, script)
+    assert spy.applied == 1 and spy.fell_back >= 2
+    assert pg_pair[0].counts()[TaskStatus.CLAIMED] == 3
+
+
+def test_concurrency_keys_and_task_leases_fall_back_to_the_slow_path(
+    pg_pair: tuple[Store, Store, FakeClock],
+) -> None:
+    def script(store: Store) -> object:
+        agent = store.register_agent("a")
+        store.create_tasks([{"title": "plain", "priority": 9}])
+        store.claim_next(agent.id)  # slow (sweep)
+        store.create_tasks(
+            [
+                {"title": "k1", "concurrency_key": "k", "concurrency_limit": 1, "priority": 5},
+                {"title": "k2", "concurrency_key": "k", "concurrency_limit": 1, "priority": 5},
+                {"title": "own lease", "lease_seconds": 7, "priority": 3},
+                {"title": "plain 2"},
+            ]
+        )
+        keyed = store.claim_batch(agent.id, 2)  # both keyed: one is given back
+        leased = store.claim_next(agent.id, start=True)
+        plain = store.claim_next(agent.id)
+        nothing = store.claim_next(agent.id)  # k2 waits for k1
+        return [(t.title, t.lease_expires_at) for t in [*keyed, leased, plain]], nothing
+
+    spy, _ = _run_both(pg_pair, script)
+    fast = pg_pair[0]
+    tasks = {t.title: t for t in fast.list_tasks()}
+    assert tasks["k1"].status is TaskStatus.CLAIMED
+    assert tasks["k2"].status is TaskStatus.QUEUED
+    assert tasks["own lease"].lease_expires_at == "2026-11-23T12:00:07.000000Z"
+    assert spy.applied == 2  # "plain 2" and the empty claim; the others fell back
+
+
+def test_the_periodic_sweep_runs_on_the_slow_path(
+    pg_pair: tuple[Store, Store, FakeClock],
+) -> None:
+    clock = pg_pair[2]
+
+    def script(store: Store) -> object:
+        agent = store.register_agent("a")
+        store.create_tasks([{"title": f"t{i}"} for i in range(3)])
+        first = store.claim_next(agent.id)
+        clock.advance(61)  # its lease is over, and the sweep is due
+        again = store.claim_next(agent.id)
+        return first and first.id, again and (again.id, again.attempts)
+
+    spy, rows = _run_both(pg_pair, script)
+    assert [r[3] for r in rows][-3:] == ["claim", "expire", "claim"]
+    assert spy.fell_back == 2
+
+
+def test_a_missing_agent_claims_nothing_on_the_fast_path(
+    pg_pair: tuple[Store, Store, FakeClock],
+) -> None:
+    # The fast claim falls back; the slow path's claim then trips the agents foreign
+    # key (Conflict) before it reads the agent row (NotFound on SQLite): as before.
+    fast = pg_pair[0]
+    agent = fast.register_agent("a")
+    fast.create_task("t")
+    assert fast.claim_next(agent.id) is not None
+    fast.create_task("u")
+    with pytest.raises((NotFound, Conflict)):
+        fast.claim_next(999)
+    assert fast.counts()[TaskStatus.QUEUED] == 1
+    assert fast.verify_chain().ok
+
+
+def test_a_many_event_append_chains_on_the_server(pg_url: str) -> None:
+    with Store.open(pg_url, actor='odd "actor" \u00e9\\') as store:
+        agent = store.register_agent("a")
+        store.create_tasks([{"title": f"t{i}"} for i in range(250)])
+        tasks = store.claim_batch(agent.id, 250, start=True)
+        results = [(t.id, t.claim_epoch, {"n": t.id, "s": "\u2603\n"}) for t in tasks]
+        outcome = store.complete_many(results[:200])
+        outcome2 = store.complete_many([(t.id, t.claim_epoch + 1) for t in tasks[200:]])
+        assert len(outcome.applied) == 200 and len(outcome2.refused) == 50
+        store.create_tasks([{"title": f"more {i}"} for i in range(5)])
+        assert len(store.claim_batch(agent.id, 5)) == 5  # the fast claim, same actor
+        rows = _raw_events(store)
+    _check_hashes(rows)
+    completes = [r for r in rows if r[3] == "complete"]
+    assert [r[4] for r in completes] == [f"task:{t.id}" for t in tasks[:200]]
+    assert completes[0][5] == '{"epoch":1}'
+    assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(WORKERS.parent)}
+    return subprocess.Popen(
+        [sys.executable, str(WORKERS), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command, batch", [("drain", "1"), ("drain_batches", "7")])
+def test_four_processes_claim_a_mixed_board_with_a_verifying_chain(
+    pg_url: str, command: str, batch: str, tmp_path: Path
+) -> None:
+    """Plain tasks (fast claims) mixed with keyed and leased ones (slow claims)."""
+    total = 600
+    items: list[dict[str, Any]] = []
+    for i in range(total):
+        item: dict[str, Any] = {"title": f"t{i}", "priority": i % 4}
+        if i % 10 == 3:
+            item.update(concurrency_key=f"k{i % 3}", concurrency_limit=2)
+        if i % 10 == 7:
+            item["lease_seconds"] = 120
+        items.append(item)
+    with Store.open(pg_url) as store:
+        store.create_tasks(items)
+    go = tmp_path / "go"
+    procs = [_spawn(command, pg_url, f"agent-{i}", batch, str(go)) for i in range(4)]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    go.touch()  # all four claim at once
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    assert [e for r in results for e in r["errors"]] == []
+    claimed = [tid for r in results for tid in r["claimed"]]
+    assert len(claimed) == len(set(claimed)), "a task was claimed twice"
+    assert sorted(claimed) == list(range(1, total + 1)), "a task was lost"
+    with Store.open(pg_url) as store:
+        assert store.counts()[TaskStatus.DONE] == total
+        report = store.verify_chain()
+        assert report.ok, report.problem
+        assert report.events == 1 + 2 * total + 4
+        events = store.audit_events()
+    claims = [e for e in events if e.verb == "claim"]
+    assert sorted(int(e.subject.split(":")[1]) for e in claims) == list(range(1, total + 1))
+    assert {e.payload["epoch"] for e in claims} == {1}
