@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from colibri_store import Store, StoreError, Usage
+from colibri_store import NotFound, Store, StoreError, Usage
 
 
 @pytest.mark.parametrize(
@@ -167,3 +167,13 @@ def test_a_failing_clock_leaves_no_transaction_or_lock_behind(tmp_path: Path) ->
         broken["now"] = False
         assert store.create_task("y").title == "y"  # no transaction was left open
         assert [t.title for t in store.list_tasks()] == ["y"]
+
+
+def test_claims_for_an_unknown_agent_are_not_found_and_change_nothing(store: Store) -> None:
+    store.register_agent("known")
+    store.create_tasks([{"title": "a"}, {"title": "b"}])
+    before = store.export_json()
+    for claim in (lambda: store.claim_next(4242), lambda: store.claim_batch(4242, 5)):
+        with pytest.raises(NotFound, match="no agent with id 4242"):
+            claim()
+    assert store.export_json() == before

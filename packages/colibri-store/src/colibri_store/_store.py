@@ -1832,6 +1832,18 @@ class Store:
             fast = self._claim_batch_fast_pg(agent_id, n, lease_seconds, start)
             if fast is not None:
                 return fast
+        try:
+            return self._claim_batch(agent_id, n, lease_seconds, start)
+        except Conflict as exc:
+            # On PostgreSQL the claim's agents foreign key can trip before the agent's
+            # row is read: the one foreign key a claim sets is agent_id.
+            if type(exc.__cause__).__name__ == "ForeignKeyViolation":
+                raise NotFound("agent", agent_id) from None
+            raise
+
+    def _claim_batch(
+        self, agent_id: int, n: int, lease_seconds: float | None, start: bool
+    ) -> list[Task]:
         with self._write() as tx:
             # The agent's capabilities enter the claim as a subquery, so its row is read
             # beside the claim (one round trip on PostgreSQL), not before it.
