@@ -121,6 +121,7 @@ _PLAIN_TASK_ROW: dict[str, Any] = {
     "task_lease_seconds": None,
 }
 _SWEEP_EVERY = timedelta(seconds=1)  # ...at most this often per Store, off the hot path
+_NO_TIME = timedelta(0)
 WORK_CHANNEL = "colibri_work"
 EXPORT_FORMAT = "colibri-store-export"
 EXPORT_VERSION = 1
@@ -954,6 +955,7 @@ class Store:
         self._lock = threading.Lock()
         self._closed = False
         self.lease_seconds = lease_seconds
+        self._lease_delta = (lease_seconds, timedelta(seconds=lease_seconds))
         self.actor = actor
         self._clock = clock
         self.sqlite_file = sqlite_file
@@ -1324,8 +1326,12 @@ class Store:
         )
 
     def _lease_until(self, now: datetime, lease_seconds: float | None) -> str:
-        seconds = self.lease_seconds if lease_seconds is None else _check_lease(lease_seconds)
-        return format_time(now + timedelta(seconds=seconds))
+        if lease_seconds is None:
+            seconds = self.lease_seconds
+            if self._lease_delta[0] != seconds:  # lease_seconds is a public attribute
+                self._lease_delta = (seconds, timedelta(seconds=seconds))
+            return format_time(now + self._lease_delta[1])
+        return format_time(now + timedelta(seconds=_check_lease(lease_seconds)))
 
     # ------------------------------------------------------------ tasks
 
@@ -1853,7 +1859,7 @@ class Store:
                 # concurrent transactions (each counts what the others committed).
                 pending = tx.run("get_agent_for_update", {"id": agent_id})
             last = self._last_sweep
-            if last is None or not timedelta(0) <= tx.now - last < _SWEEP_EVERY:
+            if last is None or not _NO_TIME <= tx.now - last < _SWEEP_EVERY:
                 self._expire(tx, _EXPIRE_ON_CLAIM)
                 self._last_sweep = tx.now
             self._claims += 1
@@ -1899,11 +1905,14 @@ class Store:
                     else (lambda r: (-r[_ROW_PRIORITY], r[_ROW_ID]))
                 )
             settled: list[Task] | None = None
-            if any(
-                r[_ROW_CONCURRENCY_KEY] is not None
-                or (lease_seconds is None and r[_ROW_LEASE_SECONDS] is not None)
-                for r in rows
-            ):
+            needs_settling = False
+            for r in rows:  # a plain loop: a generator costs more for the usual one row
+                if r[_ROW_CONCURRENCY_KEY] is not None or (
+                    lease_seconds is None and r[_ROW_LEASE_SECONDS] is not None
+                ):
+                    needs_settling = True
+                    break
+            if needs_settling:
                 settled = self._settle_claims(tx, [_task(r) for r in rows], lease_seconds)
                 claims = [(t.id, t.claim_epoch, t.lease_expires_at) for t in settled]
                 self._audit_claims(tx, claims, agent_id, start)
@@ -1929,7 +1938,7 @@ class Store:
         """
         now = self._now()
         last = self._last_sweep
-        if last is None or not timedelta(0) <= now - last < _SWEEP_EVERY:
+        if last is None or not _NO_TIME <= now - last < _SWEEP_EVERY:
             return None
         oldest_first = bool(self.fifo_every) and (self._claims + 1) % self.fifo_every == 0
         stamp = format_time(now)
