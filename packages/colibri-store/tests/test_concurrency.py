@@ -28,6 +28,28 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
+def drain_together(url: str, command: str, batch: str, go: Path, total: int) -> list[dict]:
+    """PROCESSES workers of ``command`` released together on one board of ``total`` tasks.
+
+    Checks what every storm must end with: no worker errors ("database is locked"
+    included), no task claimed twice, none lost. Returns each worker's report.
+    """
+    procs = [_spawn(command, url, f"agent-{i}", batch, str(go)) for i in range(PROCESSES)]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    go.touch()  # released together, or the first one may drain the board alone
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    assert [e for r in results for e in r["errors"]] == []
+    claimed = [tid for r in results for tid in r["claimed"]]
+    assert len(claimed) == len(set(claimed)), "a task was claimed twice"
+    assert sorted(claimed) == list(range(1, total + 1)), "a task was lost"
+    return results
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 10], ids=["one-by-one", "batches-of-10"])
 def test_four_processes_drain_the_board(
@@ -36,21 +58,7 @@ def test_four_processes_drain_the_board(
     total = 2000 if backend == "sqlite" else 800
     with Store.open(db_url) as store:
         store.create_tasks([{"title": f"t{i}"} for i in range(total)])
-    go = tmp_path / "go"  # released together, or the first one may drain it alone
-    procs = [_spawn("drain", db_url, f"agent-{i}", str(batch), str(go)) for i in range(PROCESSES)]
-    for proc in procs:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    go.touch()
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        results.append(json.loads(out))
-    errors = [e for r in results for e in r["errors"]]
-    assert errors == []  # no "database is locked", no stale epochs, nothing
-    claimed = [tid for r in results for tid in r["claimed"]]
-    assert len(claimed) == len(set(claimed)), "a task was claimed twice"
-    assert sorted(claimed) == list(range(1, total + 1)), "a task was lost"
+    results = drain_together(db_url, "drain", str(batch), tmp_path / "go", total)
     assert sum(1 for r in results if r["claimed"]) >= 2, "the work was not shared"
     with Store.open(db_url) as store:
         counts = store.counts()

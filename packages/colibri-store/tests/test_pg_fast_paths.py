@@ -10,9 +10,6 @@ check the fallbacks (max_tasks, concurrency keys, per-task leases, the sweep).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +17,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import FakeClock, make_url
+from test_concurrency import drain_together
 
 from colibri_store import AtCapacity, NotFound, Store, TaskStatus
 from colibri_store._audit import event_hash
-
-WORKERS = Path(__file__).with_name("workers.py")
 
 
 class _FastSpy:
@@ -273,17 +269,6 @@ def test_a_many_event_append_chains_on_the_server(pg_url: str) -> None:
     assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
 
 
-def _spawn(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(WORKERS.parent)}
-    return subprocess.Popen(
-        [sys.executable, str(WORKERS), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("command, batch", [("drain", "1"), ("drain_batches", "7")])
 def test_four_processes_claim_a_mixed_board_with_a_verifying_chain(
@@ -301,20 +286,7 @@ def test_four_processes_claim_a_mixed_board_with_a_verifying_chain(
         items.append(item)
     with Store.open(pg_url) as store:
         store.create_tasks(items)
-    go = tmp_path / "go"
-    procs = [_spawn(command, pg_url, f"agent-{i}", batch, str(go)) for i in range(4)]
-    for proc in procs:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    go.touch()  # all four claim at once
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        results.append(json.loads(out))
-    assert [e for r in results for e in r["errors"]] == []
-    claimed = [tid for r in results for tid in r["claimed"]]
-    assert len(claimed) == len(set(claimed)), "a task was claimed twice"
-    assert sorted(claimed) == list(range(1, total + 1)), "a task was lost"
+    drain_together(pg_url, command, batch, tmp_path / "go", total)
     with Store.open(pg_url) as store:
         assert store.counts()[TaskStatus.DONE] == total
         report = store.verify_chain()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FakeClock
-from test_concurrency import _spawn
+from test_concurrency import _spawn, drain_together
 
 from colibri_store import BatchOutcome, Conflict, InvalidInput, Store, TaskStatus
 
@@ -314,20 +314,13 @@ def test_a_batch_is_all_or_nothing_across_a_crash(db_url: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [10, 100])
-def test_four_processes_drain_in_batches(db_url: str, backend: str, batch: int) -> None:
+def test_four_processes_drain_in_batches(
+    db_url: str, backend: str, batch: int, tmp_path: Path
+) -> None:
     total = 3000 if backend == "sqlite" else 1200
     with Store.open(db_url) as store:
         store.create_tasks([{"title": f"t{i}"} for i in range(total)])
-    procs = [_spawn("drain_batches", db_url, f"agent-{i}", str(batch)) for i in range(4)]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        results.append(json.loads(out))
-    assert [e for r in results for e in r["errors"]] == []
-    claimed = [tid for r in results for tid in r["claimed"]]
-    assert len(claimed) == len(set(claimed)), "a task was claimed twice"
-    assert sorted(claimed) == list(range(1, total + 1)), "a task was lost"
+    drain_together(db_url, "drain_batches", str(batch), tmp_path / "go", total)
     with Store.open(db_url) as store:
         assert store.counts()[TaskStatus.DONE] == total
         report = store.verify_chain()

@@ -546,31 +546,12 @@ def _build_statements(
     }
 
     def claim_batch(n: int, *, uncapped_agent: bool = False) -> Any:
-        # LIMIT is a literal, not a parameter: a prepared statement with an unknown
-        # limit gets a generic plan that may sort every queued row. A negative n asks
-        # for the oldest-first order that keeps low priorities from starving.
         # ``uncapped_agent``: claim only if the agent exists and has no max_tasks, so a
         # SQLite claim needs no read of the agent first (see Store.claim_batch).
-        order = (tasks.c.id,) if n < 0 else (tasks.c.priority.desc(), tasks.c.id)
-        cand = (
-            sa.select(tasks.c.id)
-            .where(_status_is("queued"), *_claimable(dialect.name))
-            .order_by(*order)
-            .limit(sa.literal_column(str(abs(int(n)))))
-        )
+        cand = _claim_candidates(dialect.name, n, tasks.c.id)
         if uncapped_agent:
             cand = cand.where(
                 sa.exists().where(agents.c.id == _B("agent_id"), agents.c.max_tasks.is_(None))
-            )
-        if n < 0:
-            # Start the walk by id at the oldest queued task (found in the partial index):
-            # otherwise it would step over every finished task older than that.
-            oldest = tasks.alias("oldest")
-            cand = cand.where(
-                tasks.c.id
-                >= sa.select(sa.func.min(oldest.c.id))
-                .where(oldest.c.status == sa.literal_column("'queued'"))
-                .scalar_subquery()
             )
         if pg:
             cand = cand.with_for_update(skip_locked=True)
@@ -729,6 +710,33 @@ def _build_statements(
     return compiled, sized
 
 
+def _claim_candidates(dialect_name: str, n: int, *columns: Any) -> Any:
+    """The ready tasks a claim of ``n`` takes, best first (oldest first for a negative n).
+
+    LIMIT is a literal, not a parameter: a prepared statement with an unknown limit
+    gets a generic plan that may sort every queued row. The oldest-first order is the
+    slot that keeps low priorities from starving.
+    """
+    order = (tasks.c.id,) if n < 0 else (tasks.c.priority.desc(), tasks.c.id)
+    cand = (
+        sa.select(*columns)
+        .where(_status_is("queued"), *_claimable(dialect_name))
+        .order_by(*order)
+        .limit(sa.literal_column(str(abs(int(n)))))
+    )
+    if n < 0:
+        # Start the walk by id at the oldest queued task (found in the partial index):
+        # otherwise it would step over every finished task older than that.
+        oldest = tasks.alias("oldest")
+        cand = cand.where(
+            tasks.c.id
+            >= sa.select(sa.func.min(oldest.c.id))
+            .where(oldest.c.status == sa.literal_column("'queued'"))
+            .scalar_subquery()
+        )
+    return cand
+
+
 def _claim_fast_pg(claim_values: Mapping[str, Any], n: int) -> Any:
     """PostgreSQL: claim_batch's statement for the one-round-trip claim.
 
@@ -746,21 +754,9 @@ def _claim_fast_pg(claim_values: Mapping[str, Any], n: int) -> Any:
     ``max_tasks``, the chain lock's (empty) value, then the claimed task; on every
     row, and on one row of NULL task columns when nothing was claimed.
     """
-    order = (tasks.c.id,) if n < 0 else (tasks.c.priority.desc(), tasks.c.id)
-    cand = (
-        sa.select(tasks.c.id, tasks.c.concurrency_key, tasks.c.lease_seconds)
-        .where(_status_is("queued"), *_claimable("postgresql"))
-        .order_by(*order)
-        .limit(sa.literal_column(str(abs(int(n)))))
+    cand = _claim_candidates(
+        "postgresql", n, tasks.c.id, tasks.c.concurrency_key, tasks.c.lease_seconds
     )
-    if n < 0:
-        oldest = tasks.alias("oldest")
-        cand = cand.where(
-            tasks.c.id
-            >= sa.select(sa.func.min(oldest.c.id))
-            .where(oldest.c.status == sa.literal_column("'queued'"))
-            .scalar_subquery()
-        )
     cand_cte = cand.with_for_update(skip_locked=True).cte("candidates")
     me = (
         sa.select(agents.c.max_tasks)
