@@ -916,12 +916,9 @@ class _SqliteWrite:
                     exc, failed_here = failure, True
                 else:
                     return
-            with contextlib.suppress(Exception):
-                tx._cur.execute("ROLLBACK")
+            _rolled_back(tx._cur, exc)
         finally:
             store._unlock_writers()
-        if not isinstance(exc, StoreError) and _is_integrity_error(exc):
-            raise Conflict(f"the database refused the change: {exc}") from exc
         if failed_here:
             raise exc
 
@@ -1203,12 +1200,7 @@ class Store:
                     self._append_audit(tx)
                 cur.execute("COMMIT")
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                cur.execute("ROLLBACK")
-            if isinstance(exc, StoreError):
-                raise
-            if _is_integrity_error(exc):
-                raise Conflict(f"the database refused the change: {exc}") from exc
+            _rolled_back(cur, exc)
             raise
 
     def _begin_immediate(self, cur: Any) -> None:
@@ -1266,12 +1258,12 @@ class Store:
             seq, prev = 0, _audit.GENESIS_HASH
         rows = _audit.chain(seq, prev, tx.stamp(), _actor.get() or self.actor, tx.events)
         if len(rows) == 1:
-            cur.execute(_AUDIT_INSERT_ONE, rows[0])
+            cur.execute(_audit_insert_sql(1), rows[0])
             return
         step = _AUDIT_ROWS_PER_INSERT
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
-            cur.execute(_audit_insert_sql(len(chunk), sqlite=True), [v for r in chunk for v in r])
+            cur.execute(_audit_insert_sql(len(chunk)), [v for r in chunk for v in r])
 
     def _append_audit_pg(self, tx: _Tx) -> None:
         """PostgreSQL: append the transaction's events with no round trip of ours.
@@ -1967,10 +1959,7 @@ class Store:
             # result; a fetch inside would cost a round trip of its own.
             rows = claim_cur.fetchall()
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
-            if _is_integrity_error(exc):
-                raise Conflict(f"the database refused the change: {exc}") from exc
+            _rolled_back(conn, exc)
             raise
         if not rows[0][0]:
             if rows[0][1] is not None:
@@ -2229,10 +2218,7 @@ class Store:
                 sink.execute("COMMIT")
             rows = update.fetchall()  # after the block: one round trip in all
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
-            if _is_integrity_error(exc):
-                raise Conflict(f"the database refused the change: {exc}") from exc
+            _rolled_back(conn, exc)
             raise
         if not rows:
             current = self._fetch("get_task", {"id": task_id})
@@ -2954,9 +2940,6 @@ def _retry_busy(action: Callable[[], Any], timeout: float) -> None:
 _AUDIT_COLUMN_NAMES = ("seq", "at", "actor", "verb", "subject", "payload", "prev_hash", "hash")
 _AUDIT_ROWS_PER_INSERT = 500  # 8 parameters a row: well under SQLite's 32766
 _AUDIT_HEAD_SQL = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
-_AUDIT_INSERT_ONE = (
-    f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _AGENT_MAX_TASKS_SQL = "SELECT max_tasks FROM agents WHERE id = ?"  # SQLite claims
 
 
@@ -3072,9 +3055,9 @@ def _pin_oldest_first_index(sql: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _audit_insert_sql(n: int, *, sqlite: bool) -> str:
-    mark = "?" if sqlite else "%s"
-    row = "(" + ", ".join([mark] * len(_AUDIT_COLUMN_NAMES)) + ")"
+def _audit_insert_sql(n: int) -> str:
+    """SQLite: insert ``n`` audit rows (PostgreSQL's appends are built by the server)."""
+    row = "(" + ", ".join(["?"] * len(_AUDIT_COLUMN_NAMES)) + ")"
     return f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) VALUES " + ", ".join(
         [row] * n
     )
@@ -3144,6 +3127,17 @@ def _watch_data_version(conn: sqlite3.Connection, budget: float, start: int) -> 
         if conn.execute("PRAGMA data_version").fetchone()[0] != start:
             return True
     return False
+
+
+def _rolled_back(conn_or_cursor: Any, exc: BaseException | None) -> None:
+    """After a failed write: roll back, and raise a database refusal as Conflict.
+
+    Other errors are left to the caller to re-raise (``raise`` in its except block).
+    """
+    with contextlib.suppress(Exception):
+        conn_or_cursor.execute("ROLLBACK")
+    if exc is not None and not isinstance(exc, StoreError) and _is_integrity_error(exc):
+        raise Conflict(f"the database refused the change: {exc}") from exc
 
 
 def _is_integrity_error(exc: BaseException) -> bool:
