@@ -2221,13 +2221,7 @@ class Store:
             _rolled_back(conn, exc)
             raise
         if not rows:
-            current = self._fetch("get_task", {"id": task_id})
-            if not current:
-                raise NotFound("task", task_id)
-            task = _task(current[0])
-            if task.claim_epoch != epoch:
-                raise StaleEpoch(task_id, epoch, task.claim_epoch)
-            raise InvalidTransition("task", task_id, task.status.value, action)
+            raise _refusal(self._fetch("get_task", {"id": task_id}), action, task_id, epoch)
         return _task(rows[0])
 
     def _back_off(self, tx: _Tx, requeued: list[Task]) -> list[Task]:
@@ -2337,13 +2331,7 @@ class Store:
         return BatchOutcome(tuple(applied), tuple(refused))
 
     def _why_refused(self, tx: _Tx, action: str, task_id: int, epoch: int) -> StoreError:
-        rows = tx.run("get_task", {"id": task_id}).fetchall()
-        if not rows:
-            return NotFound("task", task_id)
-        task = _task(rows[0])
-        if task.claim_epoch != epoch:
-            return StaleEpoch(task_id, epoch, task.claim_epoch)
-        return InvalidTransition("task", task_id, task.status.value, action)
+        return _refusal(tx.run("get_task", {"id": task_id}).fetchall(), action, task_id, epoch)
 
     def retry(self, task_id: int) -> Task:
         """failed -> queued (an operator's explicit retry; attempts start again at 0)."""
@@ -3127,6 +3115,17 @@ def _watch_data_version(conn: sqlite3.Connection, budget: float, start: int) -> 
         if conn.execute("PRAGMA data_version").fetchone()[0] != start:
             return True
     return False
+
+
+def _refusal(current: list[Any], action: str, task_id: int, epoch: int) -> StoreError:
+    """Why a fenced ``action`` on ``task_id`` with ``epoch`` matched no row (``current``:
+    the task's row, read after, or nothing)."""
+    if not current:
+        return NotFound("task", task_id)
+    task = _task(current[0])
+    if task.claim_epoch != epoch:
+        return StaleEpoch(task_id, epoch, task.claim_epoch)
+    return InvalidTransition("task", task_id, task.status.value, action)
 
 
 def _rolled_back(conn_or_cursor: Any, exc: BaseException | None) -> None:
