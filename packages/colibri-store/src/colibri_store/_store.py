@@ -2047,15 +2047,8 @@ class Store:
         self, tx: _Tx, claimed: list[tuple[int, int, str | None]], agent_id: int, start: bool
     ) -> None:
         """One event per claimed ``(task id, epoch, lease)``."""
-        # Canonical JSON (sorted keys, no spaces) built directly: this runs per claimed
-        # task. The lease is our own fixed-width timestamp, which needs no escaping.
-        tail = ',"started":true}' if start else "}"
         tx.events += [
-            (
-                "claim",
-                f"task:{task_id}",
-                f'{{"agent_id":{agent_id},"epoch":{epoch},"lease_expires_at":"{lease}"{tail}',
-            )
+            ("claim", f"task:{task_id}", _claim_payload(agent_id, epoch, lease, start))
             for task_id, epoch, lease in claimed
         ]
 
@@ -2995,6 +2988,14 @@ _PG_CLAIM_AUDIT = {
 _EPOCH_MARK, _ID_MARK = "\x00", "\x01"
 
 
+def _claim_payload(agent_id: int, epoch: int | str, lease: str | None, start: bool) -> str:
+    """A claim event's payload as canonical JSON (sorted keys, no spaces), built directly:
+    this runs per claimed task. The lease is our own fixed-width timestamp, which needs
+    no escaping."""
+    tail = ',"started":true}' if start else "}"
+    return f'{{"agent_id":{agent_id},"epoch":{epoch},"lease_expires_at":"{lease}"{tail}'
+
+
 def _claim_audit_parts(
     at: str, actor: str, agent_id: int, lease: str, start: bool
 ) -> dict[str, Any]:
@@ -3003,9 +3004,7 @@ def _claim_audit_parts(
     Cut from ``_audit.body_parts`` itself (marks in place of the epoch and the id), so
     the server's payload and hash are byte for byte those of ``_audit_claims``.
     """
-    payload = f'{{"agent_id":{agent_id},"epoch":{_EPOCH_MARK},"lease_expires_at":"{lease}"' + (
-        ',"started":true}' if start else "}"
-    )
+    payload = _claim_payload(agent_id, _EPOCH_MARK, lease, start)
     pre, post = _audit.body_parts(at, actor, "claim", f"task:{_ID_MARK}", payload)
     pay_a, pay_b = payload.split(_EPOCH_MARK)
     pre_a, pre_b = pre.split(_EPOCH_MARK)
