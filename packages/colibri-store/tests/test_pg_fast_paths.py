@@ -167,6 +167,32 @@ def test_an_agent_with_max_tasks_takes_the_slow_path(
     assert fast.get_agent(1).max_tasks == 2
 
 
+def test_an_agent_whose_max_tasks_is_lifted_claims_fast_again(pg_url: str) -> None:
+    with Store.open(pg_url) as store:
+        spy = _FastSpy(store)
+        agent = store.register_agent("capped", max_tasks=10)
+        store.create_tasks([{"title": f"t{i}"} for i in range(8)])
+        store.claim_next(agent.id)  # the sweep: slow
+        store.claim_next(agent.id)  # tried fast, fell back: the agent has max_tasks
+        store.claim_next(agent.id)  # not tried fast again
+        assert (spy.applied, spy.fell_back) == (0, 2)
+        # Lifted here: this Store knows at once.
+        store.register_agent("capped")
+        assert store.claim_next(agent.id) is not None
+        assert (spy.applied, spy.fell_back) == (1, 2)
+        # Set and lifted by another process: tried fast again once the pause is over.
+        with Store.open(pg_url) as other:
+            other.register_agent("capped", max_tasks=10)
+            store.claim_next(agent.id)  # falls back, pauses the fast attempts
+            other.register_agent("capped")
+        store.claim_next(agent.id)
+        assert (spy.applied, spy.fell_back) == (1, 3)
+        store._slow_claimers[agent.id] = 0.0  # the pause is over
+        store.claim_next(agent.id)
+        assert (spy.applied, spy.fell_back) == (2, 3)
+        assert store.verify_chain().ok
+
+
 def test_max_tasks_set_later_is_seen_by_the_fast_claim(
     pg_pair: tuple[Store, Store, FakeClock],
 ) -> None:

@@ -957,7 +957,9 @@ class Store:
         self.backoff_base, self.backoff_cap, self.backoff_jitter = backoff
         self.fifo_every = fifo_every
         self._claims = 0
-        self._slow_claimers: set[int] = set()  # PostgreSQL: agents with max_tasks
+        # PostgreSQL: agents last seen with max_tasks -> time.monotonic() until which
+        # their claims skip the fast attempt (it could only fall back).
+        self._slow_claimers: dict[int, float] = {}
         self._rng = random.Random()
         self._waiter: Any = None
         self._busy_timeout = busy_timeout
@@ -1822,7 +1824,9 @@ class Store:
         """
         _check_int("n", n, low=1, high=1000)
         _check_id("agent_id", agent_id)
-        if not self._sqlite and agent_id not in self._slow_claimers:
+        if not self._sqlite and (
+            agent_id not in self._slow_claimers or self._fast_claims_again(agent_id)
+        ):
             fast = self._claim_batch_fast_pg(agent_id, n, lease_seconds, start)
             if fast is not None:
                 return fast
@@ -1963,13 +1967,22 @@ class Store:
             raise
         if not rows[0][0]:
             if rows[0][1] is not None:
-                self._slow_claimers.add(agent_id)  # max_tasks: no use trying it fast again
+                # max_tasks: no use trying it fast again for a while. Another process
+                # may lift the limit, so the fast claim is tried again after that.
+                self._slow_claimers[agent_id] = time.monotonic() + _SLOW_CLAIMER_RETRY
             return None
         self._claims += 1
         claimed = [_task(r[3:]) for r in rows if r[3] is not None]
         if len(claimed) > 1:
             claimed.sort(key=lambda t: (t.id,) if oldest_first else (-t.priority, t.id))
         return claimed
+
+    def _fast_claims_again(self, agent_id: int) -> bool:
+        """True once an agent seen with max_tasks is due a new fast attempt."""
+        if self._slow_claimers[agent_id] > time.monotonic():
+            return False
+        del self._slow_claimers[agent_id]
+        return True
 
     def _room(self, tx: _Tx, agent_id: int, max_tasks: int, just_claimed: int) -> int:
         """How many of ``just_claimed`` fit under max_tasks; AtCapacity if none."""
@@ -2484,6 +2497,8 @@ class Store:
                 f"agent:{agent_id}",
                 {"name": name, "capabilities": list(caps), "host": host, "max_tasks": max_tasks},
             )
+        if max_tasks is None:
+            self._slow_claimers.pop(agent_id, None)  # its claims may take the fast path now
         return self.get_agent(agent_id)
 
     def get_agent(self, agent_id: int) -> Agent:
@@ -2922,6 +2937,9 @@ _AUDIT_COLUMN_NAMES = ("seq", "at", "actor", "verb", "subject", "payload", "prev
 _AUDIT_ROWS_PER_INSERT = 500  # 8 parameters a row: well under SQLite's 32766
 _AUDIT_HEAD_SQL = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
 _AGENT_MAX_TASKS_SQL = "SELECT max_tasks FROM agents WHERE id = ?"  # SQLite claims
+# Seconds a PostgreSQL Store claims for an agent seen with max_tasks on the general path
+# only, before it tries the one-round-trip claim again.
+_SLOW_CLAIMER_RETRY = 30.0
 
 
 # The head of the chain, for the server-side appends (one row, genesis when empty).
