@@ -122,6 +122,7 @@ _PLAIN_TASK_ROW: dict[str, Any] = {
 }
 _SWEEP_EVERY = timedelta(seconds=1)  # ...at most this often per Store, off the hot path
 _NO_TIME = timedelta(0)
+_MAX_WAIT = 366 * 86400  # wait_for_work's longest timeout: finite, never NaN
 WORK_CHANNEL = "colibri_work"
 EXPORT_FORMAT = "colibri-store-export"
 EXPORT_VERSION = 1
@@ -2386,9 +2387,14 @@ class Store:
         A task scheduled for later (``not_before``) wakes it when due. A True is a
         hint, not a reservation: another worker may claim the task first.
         """
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 <= timeout <= _MAX_WAIT
+        ):
+            # NaN compares false both ways: it would spin forever (inf: block forever).
             raise InvalidInput(
-                "timeout", f"must be a non-negative number of seconds, not {timeout!r}"
+                "timeout", f"must be a number of seconds from 0 to {_MAX_WAIT}, not {timeout!r}"
             )
         deadline = time.monotonic() + timeout
         waiter = self._work_waiter()
