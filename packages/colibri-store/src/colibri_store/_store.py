@@ -232,7 +232,7 @@ def _usage(value: Usage | Mapping[str, Any] | None) -> Usage:
     if isinstance(value, Mapping):
         unknown = set(value) - set(_usage_fields())
         if unknown:
-            raise InvalidInput("usage", f"unknown keys {sorted(unknown)}")
+            raise InvalidInput("usage", f"unknown keys {sorted(unknown, key=repr)}")
         value = Usage(**value)
     if not isinstance(value, Usage):
         raise InvalidInput("usage", f"must be a Usage or a mapping, not {type(value).__name__}")
@@ -1410,7 +1410,7 @@ class Store:
                         continue
             title_only = False
             if not item.keys() <= _TASK_ARGS:
-                unknown = sorted(set(item) - _TASK_ARGS)
+                unknown = sorted(set(item) - _TASK_ARGS, key=repr)
                 raise InvalidInput(f"items[{index}]", f"unknown keys {unknown}")
             try:
                 row = self._task_params(
@@ -2877,7 +2877,7 @@ def _check_export(document: Any) -> Mapping[str, Any]:
     known = {t.name for t in TABLES_IN_ORDER}
     unknown = set(tables) - known
     if unknown:
-        raise InvalidInput("document.tables", f"unknown tables {sorted(unknown)}")
+        raise InvalidInput("document.tables", f"unknown tables {sorted(unknown, key=repr)}")
     for name, rows in tables.items():
         if not isinstance(rows, list):
             raise InvalidInput(f"document.tables.{name}", "must be a list of rows")
