@@ -262,7 +262,7 @@ def _result_json(value: Any) -> str | None:
     try:
         text = _audit.canonical_json(value)
         text.encode("utf-8")
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput("result", f"must be JSON-serialisable text: {exc}") from None
     if len(text) > 10 * MAX_TEXT:
         raise InvalidInput("result", f"is {len(text)} bytes of JSON; the limit is {10 * MAX_TEXT}")
