@@ -215,6 +215,13 @@ def check_capabilities(value: Any, field: str = "capabilities") -> tuple[str, ..
             raise InvalidInput(
                 field, f"entry {item!r} must be 1 to {MAX_NAME} printable characters"
             )
+        if not item.isascii():
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidInput(
+                    field, f"entry {item!r} is not valid Unicode (a lone surrogate)"
+                ) from None
     return tuple(sorted(set(items)))
 
 
