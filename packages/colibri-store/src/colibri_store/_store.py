@@ -1488,6 +1488,8 @@ class Store:
         not_before: Any = None,
         lease_seconds: Any = None,
     ) -> dict[str, Any]:
+        if isinstance(concurrency_key, str) and not concurrency_key:
+            concurrency_key = None  # an empty key is no key (as below), so a limit needs one
         if concurrency_limit is not None:
             _check_int("concurrency_limit", concurrency_limit, low=1, high=1_000_000)
             if concurrency_key is None:
