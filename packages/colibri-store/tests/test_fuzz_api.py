@@ -420,6 +420,9 @@ HAND: dict[str, Callable[[dict[str, Any]], Any]] = {
     "create_tasks keys of mixed types": lambda b: b["store"].create_tasks(
         [{"title": "x", 1: 2, "zz": 3}]
     ),
+    "create_tasks of None": lambda b: b["store"].create_tasks(None),  # type: ignore[arg-type]
+    "create_tasks of an int": lambda b: b["store"].create_tasks(5),  # type: ignore[arg-type]
+    "create_tasks of a mapping": lambda b: b["store"].create_tasks({"title": "x"}),  # type: ignore[arg-type]
     "result nested too deep": lambda b: b["store"].complete(
         b["started"].id, b["started"].claim_epoch, result=_deep(100_000)
     ),

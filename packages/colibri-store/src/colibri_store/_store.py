@@ -1397,6 +1397,8 @@ class Store:
 
         All or nothing: one bad item refuses the whole batch. Returns the new ids in order.
         """
+        if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+            raise InvalidInput("items", "must be a list of mappings of create_task arguments")
         prepared: list[tuple[dict[str, Any], tuple[int, ...]]] = []
         plain = _PLAIN_TASK_ROW
         title_only = True
