@@ -2676,6 +2676,11 @@ class Store:
         recorded earlier (for example from a previous report's ``head_hash``) to also
         detect a truncated tail or a wholesale rewrite before that point.
         """
+        if anchor is not None:
+            if not isinstance(anchor, tuple | list) or len(anchor) != 2:
+                raise InvalidInput("anchor", "must be a (seq, hash) pair")
+            _check_id("anchor.seq", anchor[0])
+            _check_text("anchor.hash", anchor[1], limit=MAX_NAME, required=True)
         prev = _audit.GENESIS_HASH
         expected_seq = 1
         count = 0
