@@ -2837,8 +2837,13 @@ def _check_import_row(table: sa.Table, index: int, row: Mapping[str, Any]) -> No
         if key in _IMPORT_JSON_ARRAYS or key in _IMPORT_JSON:
             try:
                 parsed = json.loads(value)
-            except ValueError:
-                raise InvalidInput(field, "must hold JSON") from None
+                # What the store writes: no NaN or Infinity, no lone surrogate (the
+                # chain hashes, PostgreSQL's jsonb and export would refuse them later).
+                _audit.canonical_json(parsed).encode("utf-8")
+            except (ValueError, RecursionError):
+                raise InvalidInput(
+                    field, "must hold JSON (no NaN or Infinity, no lone surrogate)"
+                ) from None
             if key in _IMPORT_JSON_ARRAYS and key[0] == "tasks":
                 check_capabilities(parsed, field)
 
