@@ -2831,6 +2831,14 @@ def _check_import_row(table: sa.Table, index: int, row: Mapping[str, Any]) -> No
                 raise InvalidInput(field, f"must be a number, not {type(value).__name__}")
         else:
             _check_text(field, value, limit=10 * MAX_TEXT, required=False)
+        if column.name == "not_before":
+            # Only this code writes it, and wait_for_work parses it.
+            try:
+                moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+            except ValueError:
+                moment = None
+            if moment is None or format_time(moment.replace(tzinfo=UTC), field) != value:
+                raise InvalidInput(field, "must be a time like 2026-11-23T19:06:24.123456Z")
         key = (table.name, column.name)
         if key in _IMPORT_ENUMS:
             _parse_enum(_IMPORT_ENUMS[key], field, value)
