@@ -2839,6 +2839,11 @@ def _check_import_row(table: sa.Table, index: int, row: Mapping[str, Any]) -> No
                 moment = None
             if moment is None or format_time(moment.replace(tzinfo=UTC), field) != value:
                 raise InvalidInput(field, "must be a time like 2026-11-23T19:06:24.123456Z")
+        elif column.name == "lease_seconds":
+            try:
+                _check_lease(value)
+            except InvalidInput as exc:
+                raise InvalidInput(field, str(exc).split(": ", 1)[1]) from None
         key = (table.name, column.name)
         if key in _IMPORT_ENUMS:
             _parse_enum(_IMPORT_ENUMS[key], field, value)
