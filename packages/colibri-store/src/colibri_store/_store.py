@@ -1010,6 +1010,8 @@ class Store:
         if not (isinstance(retry_jitter, int | float) and 0 <= retry_jitter < 1):
             raise InvalidInput("retry_jitter", "must be a fraction in [0, 1)")
         _check_int("fifo_every", fifo_every, low=0, high=1_000_000)
+        if actor is not None:
+            _check_text("actor", actor, limit=MAX_NAME, required=True)
         if not (isinstance(busy_timeout, int | float) and busy_timeout > 0):
             raise InvalidInput("busy_timeout", "must be a positive number of seconds")
         resolved = resolve_url(url)
