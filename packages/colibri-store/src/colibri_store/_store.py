@@ -1012,6 +1012,8 @@ class Store:
         _check_int("fifo_every", fifo_every, low=0, high=1_000_000)
         if actor is not None:
             _check_text("actor", actor, limit=MAX_NAME, required=True)
+        if clock is not None and not callable(clock):
+            raise InvalidInput("clock", f"must be a callable returning datetimes, not {clock!r}")
         if not (isinstance(busy_timeout, int | float) and busy_timeout > 0):
             raise InvalidInput("busy_timeout", "must be a positive number of seconds")
         resolved = resolve_url(url)
