@@ -1010,7 +1010,7 @@ class Store:
         if not (isinstance(retry_jitter, int | float) and 0 <= retry_jitter < 1):
             raise InvalidInput("retry_jitter", "must be a fraction in [0, 1)")
         _check_int("fifo_every", fifo_every, low=0, high=1_000_000)
-        if actor is not None:
+        if actor:  # a falsy actor takes the default, as before
             _check_text("actor", actor, limit=MAX_NAME, required=True)
         if clock is not None and not callable(clock):
             raise InvalidInput("clock", f"must be a callable returning datetimes, not {clock!r}")
