@@ -122,6 +122,7 @@ _PLAIN_TASK_ROW: dict[str, Any] = {
 }
 _SWEEP_EVERY = timedelta(seconds=1)  # ...at most this often per Store, off the hot path
 _NO_TIME = timedelta(0)
+_MAX_BUSY_TIMEOUT = (2**31 - 1) // 1000
 _MAX_WAIT = 366 * 86400  # wait_for_work's longest timeout: finite, never NaN
 WORK_CHANNEL = "colibri_work"
 EXPORT_FORMAT = "colibri-store-export"
@@ -1014,8 +1015,11 @@ class Store:
             _check_text("actor", actor, limit=MAX_NAME, required=True)
         if clock is not None and not callable(clock):
             raise InvalidInput("clock", f"must be a callable returning datetimes, not {clock!r}")
-        if not (isinstance(busy_timeout, int | float) and busy_timeout > 0):
-            raise InvalidInput("busy_timeout", "must be a positive number of seconds")
+        if not (isinstance(busy_timeout, int | float) and 0 < busy_timeout <= _MAX_BUSY_TIMEOUT):
+            # SQLite takes it as a C int of milliseconds.
+            raise InvalidInput(
+                "busy_timeout", f"must be a positive number of seconds, at most {_MAX_BUSY_TIMEOUT}"
+            )
         resolved = resolve_url(url)
         try:
             parsed = sa.make_url(resolved)
