@@ -1006,8 +1006,15 @@ class Store:
             ("retry_backoff", retry_backoff),
             ("retry_backoff_cap", retry_backoff_cap),
         ):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise InvalidInput(name, f"must be a non-negative number of seconds, not {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 <= value <= _MAX_WAIT
+            ):
+                # A huge one crashed the first release (OverflowError); NaN is no delay.
+                raise InvalidInput(
+                    name, f"must be a number of seconds from 0 to {_MAX_WAIT}, not {value!r}"
+                )
         if not (isinstance(retry_jitter, int | float) and 0 <= retry_jitter < 1):
             raise InvalidInput("retry_jitter", "must be a fraction in [0, 1)")
         _check_int("fifo_every", fifo_every, low=0, high=1_000_000)
