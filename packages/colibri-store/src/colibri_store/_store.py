@@ -1039,6 +1039,7 @@ class Store:
                 raise InvalidInput(
                     "url", "an in-memory SQLite store is not durable; give a file path"
                 )
+            _check_text("url", database, limit=4096, required=True)  # NUL, lone surrogates
             sqlite_file = Path(database).absolute()
             ensure_parent_dir(sqlite_file)
             engine = sa.create_engine(
