@@ -423,6 +423,17 @@ HAND: dict[str, Callable[[dict[str, Any]], Any]] = {
     "create_tasks of None": lambda b: b["store"].create_tasks(None),  # type: ignore[arg-type]
     "create_tasks of an int": lambda b: b["store"].create_tasks(5),  # type: ignore[arg-type]
     "create_tasks of a mapping": lambda b: b["store"].create_tasks({"title": "x"}),  # type: ignore[arg-type]
+    # The second claim takes PostgreSQL's one-round-trip path (no lease sweep due).
+    "claim_next with start=None": lambda b: (
+        b["store"].create_task("two"),
+        b["store"].claim_next(b["agent"].id),
+        b["store"].claim_next(b["agent"].id, start=None),  # type: ignore[arg-type]
+    ),
+    "claim_batch with start='yes'": lambda b: (
+        b["store"].create_tasks([{"title": "two"}, {"title": "three"}]),
+        b["store"].claim_next(b["agent"].id),
+        b["store"].claim_batch(b["agent"].id, 2, start="yes"),  # type: ignore[arg-type]
+    ),
     "result nested too deep": lambda b: b["store"].complete(
         b["started"].id, b["started"].claim_epoch, result=_deep(100_000)
     ),

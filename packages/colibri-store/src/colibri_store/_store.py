@@ -1979,7 +1979,7 @@ class Store:
                     ),
                 )
                 sink.execute(
-                    _PG_CLAIM_AUDIT[oldest_first, start],
+                    _PG_CLAIM_AUDIT[oldest_first, bool(start)],  # start may be any truthy value
                     _claim_audit_parts(stamp, _actor.get() or self.actor, agent_id, lease, start),
                 )
                 sink.execute("COMMIT")
