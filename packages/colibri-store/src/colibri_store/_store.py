@@ -2841,7 +2841,9 @@ def _check_import_row(table: sa.Table, index: int, row: Mapping[str, Any]) -> No
             continue
         python_type = column.type.python_type
         if python_type is int:
-            _check_int(field, value, low=-(2**62) if column.name == "priority" else 0, high=2**62)
+            # INTEGER is 32-bit on PostgreSQL (and in the original's schema).
+            high = 2**62 if isinstance(column.type, sa.BigInteger) else MAX_INT4
+            _check_int(field, value, low=-high - 1 if column.name == "priority" else 0, high=high)
         elif python_type is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidInput(field, f"must be a number, not {type(value).__name__}")
