@@ -122,6 +122,8 @@ _PLAIN_TASK_ROW: dict[str, Any] = {
 }
 _SWEEP_EVERY = timedelta(seconds=1)  # ...at most this often per Store, off the hot path
 _NO_TIME = timedelta(0)
+_MAX_BUSY_TIMEOUT = (2**31 - 1) // 1000
+_MAX_WAIT = 366 * 86400  # wait_for_work's longest timeout: finite, never NaN
 WORK_CHANNEL = "colibri_work"
 EXPORT_FORMAT = "colibri-store-export"
 EXPORT_VERSION = 1
@@ -214,6 +216,13 @@ def check_capabilities(value: Any, field: str = "capabilities") -> tuple[str, ..
             raise InvalidInput(
                 field, f"entry {item!r} must be 1 to {MAX_NAME} printable characters"
             )
+        if not item.isascii():
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidInput(
+                    field, f"entry {item!r} is not valid Unicode (a lone surrogate)"
+                ) from None
     return tuple(sorted(set(items)))
 
 
@@ -231,7 +240,7 @@ def _usage(value: Usage | Mapping[str, Any] | None) -> Usage:
     if isinstance(value, Mapping):
         unknown = set(value) - set(_usage_fields())
         if unknown:
-            raise InvalidInput("usage", f"unknown keys {sorted(unknown)}")
+            raise InvalidInput("usage", f"unknown keys {sorted(unknown, key=repr)}")
         value = Usage(**value)
     if not isinstance(value, Usage):
         raise InvalidInput("usage", f"must be a Usage or a mapping, not {type(value).__name__}")
@@ -261,7 +270,7 @@ def _result_json(value: Any) -> str | None:
     try:
         text = _audit.canonical_json(value)
         text.encode("utf-8")
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput("result", f"must be JSON-serialisable text: {exc}") from None
     if len(text) > 10 * MAX_TEXT:
         raise InvalidInput("result", f"is {len(text)} bytes of JSON; the limit is {10 * MAX_TEXT}")
@@ -999,13 +1008,27 @@ class Store:
             ("retry_backoff", retry_backoff),
             ("retry_backoff_cap", retry_backoff_cap),
         ):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise InvalidInput(name, f"must be a non-negative number of seconds, not {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 <= value <= _MAX_WAIT
+            ):
+                # A huge one crashed the first release (OverflowError); NaN is no delay.
+                raise InvalidInput(
+                    name, f"must be a number of seconds from 0 to {_MAX_WAIT}, not {value!r}"
+                )
         if not (isinstance(retry_jitter, int | float) and 0 <= retry_jitter < 1):
             raise InvalidInput("retry_jitter", "must be a fraction in [0, 1)")
         _check_int("fifo_every", fifo_every, low=0, high=1_000_000)
-        if not (isinstance(busy_timeout, int | float) and busy_timeout > 0):
-            raise InvalidInput("busy_timeout", "must be a positive number of seconds")
+        if actor:  # a falsy actor takes the default, as before
+            _check_text("actor", actor, limit=MAX_NAME, required=True)
+        if clock is not None and not callable(clock):
+            raise InvalidInput("clock", f"must be a callable returning datetimes, not {clock!r}")
+        if not (isinstance(busy_timeout, int | float) and 0 < busy_timeout <= _MAX_BUSY_TIMEOUT):
+            # SQLite takes it as a C int of milliseconds.
+            raise InvalidInput(
+                "busy_timeout", f"must be a positive number of seconds, at most {_MAX_BUSY_TIMEOUT}"
+            )
         resolved = resolve_url(url)
         try:
             parsed = sa.make_url(resolved)
@@ -1018,6 +1041,7 @@ class Store:
                 raise InvalidInput(
                     "url", "an in-memory SQLite store is not durable; give a file path"
                 )
+            _check_text("url", database, limit=4096, required=True)  # NUL, lone surrogates
             sqlite_file = Path(database).absolute()
             ensure_parent_dir(sqlite_file)
             engine = sa.create_engine(
@@ -1391,6 +1415,8 @@ class Store:
 
         All or nothing: one bad item refuses the whole batch. Returns the new ids in order.
         """
+        if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+            raise InvalidInput("items", "must be a list of mappings of create_task arguments")
         prepared: list[tuple[dict[str, Any], tuple[int, ...]]] = []
         plain = _PLAIN_TASK_ROW
         title_only = True
@@ -1411,7 +1437,7 @@ class Store:
                         continue
             title_only = False
             if not item.keys() <= _TASK_ARGS:
-                unknown = sorted(set(item) - _TASK_ARGS)
+                unknown = sorted(set(item) - _TASK_ARGS, key=repr)
                 raise InvalidInput(f"items[{index}]", f"unknown keys {unknown}")
             try:
                 row = self._task_params(
@@ -1482,6 +1508,8 @@ class Store:
         not_before: Any = None,
         lease_seconds: Any = None,
     ) -> dict[str, Any]:
+        if isinstance(concurrency_key, str) and not concurrency_key:
+            concurrency_key = None  # an empty key is no key (as below), so a limit needs one
         if concurrency_limit is not None:
             _check_int("concurrency_limit", concurrency_limit, low=1, high=1_000_000)
             if concurrency_key is None:
@@ -1955,7 +1983,7 @@ class Store:
                     ),
                 )
                 sink.execute(
-                    _PG_CLAIM_AUDIT[oldest_first, start],
+                    _PG_CLAIM_AUDIT[oldest_first, bool(start)],  # start may be any truthy value
                     _claim_audit_parts(stamp, _actor.get() or self.actor, agent_id, lease, start),
                 )
                 sink.execute("COMMIT")
@@ -2399,9 +2427,14 @@ class Store:
         A task scheduled for later (``not_before``) wakes it when due. A True is a
         hint, not a reservation: another worker may claim the task first.
         """
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 <= timeout <= _MAX_WAIT
+        ):
+            # NaN compares false both ways: it would spin forever (inf: block forever).
             raise InvalidInput(
-                "timeout", f"must be a non-negative number of seconds, not {timeout!r}"
+                "timeout", f"must be a number of seconds from 0 to {_MAX_WAIT}, not {timeout!r}"
             )
         deadline = time.monotonic() + timeout
         waiter = self._work_waiter()
@@ -2674,6 +2707,11 @@ class Store:
         recorded earlier (for example from a previous report's ``head_hash``) to also
         detect a truncated tail or a wholesale rewrite before that point.
         """
+        if anchor is not None:
+            if not isinstance(anchor, tuple | list) or len(anchor) != 2:
+                raise InvalidInput("anchor", "must be a (seq, hash) pair")
+            _check_id("anchor.seq", anchor[0])
+            _check_text("anchor.hash", anchor[1], limit=MAX_NAME, required=True)
         prev = _audit.GENESIS_HASH
         expected_seq = 1
         count = 0
@@ -2818,20 +2856,40 @@ def _check_import_row(table: sa.Table, index: int, row: Mapping[str, Any]) -> No
             continue
         python_type = column.type.python_type
         if python_type is int:
-            _check_int(field, value, low=-(2**62) if column.name == "priority" else 0, high=2**62)
+            # INTEGER is 32-bit on PostgreSQL (and in the original's schema).
+            high = 2**62 if isinstance(column.type, sa.BigInteger) else MAX_INT4
+            _check_int(field, value, low=-high - 1 if column.name == "priority" else 0, high=high)
         elif python_type is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidInput(field, f"must be a number, not {type(value).__name__}")
         else:
             _check_text(field, value, limit=10 * MAX_TEXT, required=False)
+        if column.name == "not_before":
+            # Only this code writes it, and wait_for_work parses it.
+            try:
+                moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+            except ValueError:
+                moment = None
+            if moment is None or format_time(moment.replace(tzinfo=UTC), field) != value:
+                raise InvalidInput(field, "must be a time like 2026-11-23T19:06:24.123456Z")
+        elif column.name == "lease_seconds":
+            try:
+                _check_lease(value)
+            except InvalidInput as exc:
+                raise InvalidInput(field, str(exc).split(": ", 1)[1]) from None
         key = (table.name, column.name)
         if key in _IMPORT_ENUMS:
             _parse_enum(_IMPORT_ENUMS[key], field, value)
         if key in _IMPORT_JSON_ARRAYS or key in _IMPORT_JSON:
             try:
                 parsed = json.loads(value)
-            except ValueError:
-                raise InvalidInput(field, "must hold JSON") from None
+                # What the store writes: no NaN or Infinity, no lone surrogate (the
+                # chain hashes, PostgreSQL's jsonb and export would refuse them later).
+                _audit.canonical_json(parsed).encode("utf-8")
+            except (ValueError, RecursionError):
+                raise InvalidInput(
+                    field, "must hold JSON (no NaN or Infinity, no lone surrogate)"
+                ) from None
             if key in _IMPORT_JSON_ARRAYS and key[0] == "tasks":
                 check_capabilities(parsed, field)
 
@@ -2886,7 +2944,7 @@ def _check_export(document: Any) -> Mapping[str, Any]:
     known = {t.name for t in TABLES_IN_ORDER}
     unknown = set(tables) - known
     if unknown:
-        raise InvalidInput("document.tables", f"unknown tables {sorted(unknown)}")
+        raise InvalidInput("document.tables", f"unknown tables {sorted(unknown, key=repr)}")
     for name, rows in tables.items():
         if not isinstance(rows, list):
             raise InvalidInput(f"document.tables.{name}", "must be a list of rows")
