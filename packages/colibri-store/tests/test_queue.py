@@ -113,6 +113,14 @@ def test_dedupe_key_returns_the_open_task(store: Store) -> None:
     assert len(store.list_tasks()) == 2
 
 
+def test_a_dedupe_hit_returns_the_open_task_with_its_dependencies(store: Store) -> None:
+    up = [store.create_task("up 1"), store.create_task("up 2")]
+    first = store.create_task("intake", depends_on=[u.id for u in up], dedupe_key="k")
+    again = store.create_task("intake (retried)", dedupe_key="k")
+    assert again == store.get_task(first.id) == first
+    assert again.depends_on == (up[0].id, up[1].id)
+
+
 @pytest.mark.slow
 def test_dedupe_race_eight_processes_make_one_task(db_url: str, tmp_path: Path) -> None:
     Store.open(db_url).close()

@@ -1401,7 +1401,8 @@ class Store:
                     if row["dedupe_key"] is not None:
                         found = tx.run("open_by_dedupe_key", row).fetchall()
                         if found:
-                            return _task(found[0])
+                            held = tx.run("task_deps", {"id": found[0][0]}).fetchall()
+                            return _task(found[0], tuple(r[0] for r in held))
                     return self._insert_task(tx, row, deps)
             except Conflict:
                 # Another process inserted the same dedupe key between our look and our
