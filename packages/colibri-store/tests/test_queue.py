@@ -13,7 +13,7 @@ import pytest
 from conftest import FakeClock
 from test_concurrency import _spawn, drain_together
 
-from colibri_store import BatchOutcome, Conflict, InvalidInput, Store, TaskStatus
+from colibri_store import BatchOutcome, Conflict, InvalidInput, Store, StoreError, TaskStatus
 
 
 def _tables(store: Store) -> dict:
@@ -289,6 +289,31 @@ def test_wait_for_work_wakes_when_a_scheduled_task_is_due(db_url: str) -> None:
     with Store.open(db_url) as store:
         store.create_task("soon", not_before=datetime.now(UTC) + timedelta(seconds=0.5))
         assert store.wait_for_work(30) is True
+
+
+def test_close_wakes_a_waiting_thread_with_a_store_error(db_url: str) -> None:
+    store = Store.open(db_url)
+    got: list[object] = []
+
+    def wait() -> None:
+        try:
+            got.append(store.wait_for_work(30))
+        except StoreError as exc:
+            got.append(exc)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.3)
+    assert thread.is_alive()  # nothing to do: it waits
+    started = time.monotonic()
+    store.close()
+    assert not thread.is_alive(), "close() returned before the waiter left"
+    assert time.monotonic() - started < 1.0
+    thread.join(timeout=5)
+    assert len(got) == 1 and isinstance(got[0], StoreError), got
+    assert "closed" in str(got[0])
+    with pytest.raises(StoreError, match="closed"):
+        store.wait_for_work(1)
 
 
 # ---------------------------------------------------------------- crashes

@@ -124,6 +124,7 @@ _SWEEP_EVERY = timedelta(seconds=1)  # ...at most this often per Store, off the 
 _NO_TIME = timedelta(0)
 _MAX_BUSY_TIMEOUT = (2**31 - 1) // 1000
 _MAX_WAIT = 366 * 86400  # wait_for_work's longest timeout: finite, never NaN
+_WAIT_SLICE = 0.1  # PostgreSQL's wait_for_work looks whether close() was called this often
 WORK_CHANNEL = "colibri_work"
 EXPORT_FORMAT = "colibri-store-export"
 EXPORT_VERSION = 1
@@ -971,6 +972,8 @@ class Store:
         self._slow_claimers: dict[int, float] = {}
         self._rng = random.Random()
         self._waiter: Any = None
+        self._waiting = 0  # threads inside wait_for_work, which close() wakes and awaits
+        self._waiters_gone = threading.Condition(self._lock)
         self._busy_timeout = busy_timeout
         self._tasks_autoincrement: bool | None = None
 
@@ -1090,9 +1093,17 @@ class Store:
         return self._engine.dialect.name
 
     def close(self) -> None:
-        """Close every connection this store opened."""
+        """Close every connection this store opened.
+
+        A thread inside ``wait_for_work`` is woken (it raises ``StoreError``) and
+        has left before its connection closes. Other threads should have finished
+        their calls: their connections are closed too.
+        """
         with self._lock:
             self._closed = True
+            # Waiters look at _closed every few milliseconds (PostgreSQL: every
+            # _WAIT_SLICE); never close the waiter's connection under a waiting thread.
+            self._waiters_gone.wait_for(lambda: self._waiting == 0, timeout=5 * _WAIT_SLICE)
             self._waiter = None  # its pooled wrapper is in _connections
             for conn in self._connections:
                 _close_quietly(conn)
@@ -2437,6 +2448,18 @@ class Store:
             raise InvalidInput(
                 "timeout", f"must be a number of seconds from 0 to {_MAX_WAIT}, not {timeout!r}"
             )
+        with self._lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            self._waiting += 1
+        try:
+            return self._wait_for_work(timeout)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+                self._waiters_gone.notify_all()
+
+    def _wait_for_work(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         waiter = self._work_waiter()
         while True:
@@ -2452,11 +2475,23 @@ class Store:
             if remaining <= 0:
                 return False
             if self._sqlite:
-                woke = _watch_data_version(waiter, budget, marker)
+                woke = _watch_data_version(waiter, budget, marker, self._closing)
             else:
-                woke = any(True for _ in waiter.notifies(timeout=budget, stop_after=1))
+                woke = False
+                end = time.monotonic() + budget
+                while not woke and not self._closing():
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        break
+                    slice_ = min(left, _WAIT_SLICE)
+                    woke = any(True for _ in waiter.notifies(timeout=slice_, stop_after=1))
+            if self._closing():
+                raise StoreError("the store was closed while waiting for work")
             if not woke and due is None and time.monotonic() >= deadline:
                 return False
+
+    def _closing(self) -> bool:
+        return self._closed
 
     def _work_waiter(self) -> Any:
         if self._waiter is None:
@@ -3183,11 +3218,16 @@ def _batch_update_sql(action: str, n: int) -> str:
     )
 
 
-def _watch_data_version(conn: sqlite3.Connection, budget: float, start: int) -> bool:
-    """Wait up to ``budget`` seconds for a commit after marker ``start``; True if one came."""
+def _watch_data_version(
+    conn: sqlite3.Connection, budget: float, start: int, stop: Callable[[], bool]
+) -> bool:
+    """Wait up to ``budget`` seconds for a commit after marker ``start``; True if one came.
+    Gives up (False) as soon as ``stop()`` is true."""
     deadline = time.monotonic() + budget
     while time.monotonic() < deadline:
         time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
+        if stop():
+            return False
         if conn.execute("PRAGMA data_version").fetchone()[0] != start:
             return True
     return False
