@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from conftest import FakeClock
 
-from colibri_store import NotFound, Store, StoreError, Usage
+from colibri_store import NotFound, Store, StoreError, Task, Usage
 
 
 @pytest.mark.parametrize(
@@ -66,6 +67,52 @@ def test_batch_claims_match_reads_and_audit_each_task(store: Store) -> None:
     ]
     leases = [e.payload["lease_expires_at"] for e in events]
     assert leases == [t.lease_expires_at for t in claimed]
+    assert store.verify_chain().ok
+
+
+def test_every_returned_task_carries_its_dependencies(store: Store, clock: FakeClock) -> None:
+    """Claims and moves return Task values equal to a read, dependencies included."""
+    agent = store.register_agent("a")
+    ups = [store.create_task(f"up {i}") for i in range(3)]
+    for up in ups:
+        t = store.claim(up.id, agent.id, start=True)
+        store.complete(t.id, t.claim_epoch)
+    dep_ids = [u.id for u in ups]
+    # Plain, keyed and per-lease tasks (the last two take the general claim path).
+    made = [
+        store.create_task("a", depends_on=dep_ids[:2]),
+        store.create_task("b", depends_on=dep_ids, concurrency_key="k"),
+        store.create_task("c", depends_on=dep_ids[1:], lease_seconds=30),
+        store.create_task("d", depends_on=dep_ids[:1]),
+    ]
+    store.create_task("no deps")
+    by_id = store.create_task("e", depends_on=dep_ids, priority=-5)  # claimed by id below
+
+    def same(task: Task | None) -> Task:
+        assert task is not None
+        read = store.get_task(task.id)
+        assert task == read
+        return task
+
+    wanted = {t.id: t.depends_on for t in made}
+    assert all(wanted.values())
+    batch = [same(t) for t in store.claim_batch(agent.id, 3)]
+    assert {t.id: t.depends_on for t in batch} == {t.id: wanted[t.id] for t in batch}
+    one = same(store.claim_next(agent.id))
+    assert one.depends_on == made[3].depends_on
+    picked = same(store.claim(by_id.id, agent.id))
+    assert picked.depends_on == tuple(dep_ids)
+    started = same(store.start(picked.id, picked.claim_epoch))
+    same(store.heartbeat(started.id, started.claim_epoch))
+    same(store.extend_lease(started.id, started.claim_epoch, 120))
+    same(store.complete(started.id, started.claim_epoch))
+    failed = same(store.fail(batch[0].id, batch[0].claim_epoch, error="x"))
+    same(store.retry(failed.id))
+    same(store.release(batch[1].id, batch[1].claim_epoch))
+    clock.advance(3600)
+    expired = store.expire_leases()
+    assert expired and all(t == store.get_task(t.id) for t in expired)
+    assert any(t.depends_on for t in expired)
     assert store.verify_chain().ok
 
 

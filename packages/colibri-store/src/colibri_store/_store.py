@@ -455,6 +455,9 @@ def _build_statements(
             newest.with_only_columns(audit_events.c.seq).limit(1).scalar_subquery(),
             newest.with_only_columns(audit_events.c.hash).limit(1).scalar_subquery(),
         )
+    # Every statement that returns a task's row for a Task value also returns its
+    # dependencies (see _task_returned): a probe of task_dependencies by task id.
+    deps = _deps_csv(dialect.name)
     now: Any = _B("now")
     new_task = sa.insert(tasks).values(
         title=_B("title"),
@@ -518,16 +521,7 @@ def _build_statements(
     )
     s["get_task"] = sa.select(*_TASK_COLS).where(tasks.c.id == _B("id"))
     # The task and its dependencies in one round trip, for get_task.
-    dep_id = task_dependencies.c.depends_on
-    aggregate = (
-        sa.func.string_agg(sa.cast(dep_id, sa.Text), sa.literal_column("','"))
-        if pg
-        else sa.func.group_concat(dep_id)
-    )
-    deps_csv = (
-        sa.select(aggregate).where(task_dependencies.c.task_id == tasks.c.id).scalar_subquery()
-    )
-    s["get_task_with_deps"] = sa.select(*_TASK_COLS, deps_csv).where(tasks.c.id == _B("id"))
+    s["get_task_with_deps"] = sa.select(*_TASK_COLS, deps).where(tasks.c.id == _B("id"))
     s["task_deps"] = (
         sa.select(task_dependencies.c.depends_on)
         .where(task_dependencies.c.task_id == _B("id"))
@@ -570,7 +564,7 @@ def _build_statements(
             sa.update(tasks)
             .where(tasks.c.id.in_(sa.select(cand_cte.c.id)), _still_status(dialect.name, "queued"))
             .values(**claim_values)
-            .returning(*_TASK_COLS, *head)
+            .returning(*_TASK_COLS, deps, *head)
         )
 
     one = sa.select(tasks.c.id).where(
@@ -580,7 +574,7 @@ def _build_statements(
         sa.update(tasks)
         .where(tasks.c.id.in_(one), _still_status(dialect.name, "queued"))
         .values(**claim_values)
-        .returning(*_TASK_COLS)
+        .returning(*_TASK_COLS, deps)
     )
 
     guard = sa.and_(tasks.c.id == _B("id"), tasks.c.claim_epoch == _B("epoch"))
@@ -593,13 +587,13 @@ def _build_statements(
             updated_at=now,
             lease_expires_at=_B("lease"),
         )
-        .returning(*_TASK_COLS, *head)
+        .returning(*_TASK_COLS, deps, *head)
     )
     s["heartbeat"] = (
         sa.update(tasks)
         .where(guard, _status_in("claimed", "started"))
         .values(lease_expires_at=_B("lease"), updated_at=now)
-        .returning(*_TASK_COLS, *head)
+        .returning(*_TASK_COLS, deps, *head)
     )
     s["complete"] = (
         sa.update(tasks)
@@ -616,7 +610,7 @@ def _build_statements(
             finished_at=now,
             updated_at=now,
         )
-        .returning(*_TASK_COLS, *head)
+        .returning(*_TASK_COLS, deps, *head)
     )
     s["fail"] = (
         sa.update(tasks)
@@ -629,7 +623,7 @@ def _build_statements(
             finished_at=now,
             updated_at=now,
         )
-        .returning(*_TASK_COLS, *head)
+        .returning(*_TASK_COLS, deps, *head)
     )
     requeue_or_fail = sa.case(
         (tasks.c.attempts + 1 >= tasks.c.max_attempts, sa.literal_column("'failed'")),
@@ -647,7 +641,7 @@ def _build_statements(
         sa.update(tasks)
         .where(guard, _status_in("claimed", "started"))
         .values(**requeue_values)
-        .returning(*_TASK_COLS, *head)
+        .returning(*_TASK_COLS, deps, *head)
     )
 
     def expire(limit: int) -> Any:
@@ -668,7 +662,7 @@ def _build_statements(
                 _lease_over(now),
             )
             .values(**requeue_values)
-            .returning(*_TASK_COLS)
+            .returning(*_TASK_COLS, deps)
         )
 
     s["retry"] = (
@@ -681,7 +675,7 @@ def _build_statements(
             finished_at=None,
             updated_at=now,
         )
-        .returning(*_TASK_COLS)
+        .returning(*_TASK_COLS, deps)
     )
     if pg:
         # The chain hash computed by the server, exactly as _audit.event_hash does it.
@@ -747,6 +741,22 @@ def _claim_candidates(dialect_name: str, n: int, *columns: Any) -> Any:
     return cand
 
 
+def _deps_csv(dialect_name: str) -> Any:
+    """A task's dependency ids as comma-separated text (NULL for none), as a column."""
+    dep_id = task_dependencies.c.depends_on
+    aggregate = (
+        sa.func.string_agg(sa.cast(dep_id, sa.Text), sa.literal_column("','"))
+        if dialect_name == "postgresql"
+        else sa.func.group_concat(dep_id)
+    )
+    return (
+        sa.select(aggregate)
+        .where(task_dependencies.c.task_id == tasks.c.id)
+        .scalar_subquery()
+        .label("depends_on")
+    )
+
+
 def _claim_fast_pg(claim_values: Mapping[str, Any], n: int) -> Any:
     """PostgreSQL: claim_batch's statement for the one-round-trip claim.
 
@@ -790,7 +800,7 @@ def _claim_fast_pg(claim_values: Mapping[str, Any], n: int) -> Any:
             sa.select(flag.c.fast).scalar_subquery(),
         )
         .values(**claim_values)
-        .returning(*_TASK_COLS)
+        .returning(*_TASK_COLS, _deps_csv("postgresql"))
         .cte("claimed")
     )
     claimed_count = sa.select(sa.func.count().label("n")).select_from(claimed).subquery("done")
@@ -1745,8 +1755,7 @@ class Store:
         rows = self._fetch("get_task_with_deps", {"id": task_id})
         if not rows:
             raise NotFound("task", task_id)
-        csv = rows[0][-1]
-        return _task(rows[0], tuple(sorted(int(d) for d in csv.split(","))) if csv else ())
+        return _task_returned(rows[0])
 
     def list_tasks(
         self,
@@ -1837,7 +1846,7 @@ class Store:
             ).fetchall()
             if not rows:
                 raise self._why_not_claimable(tx, task_id, agent.capabilities)
-            claimed = self._settle_claims(tx, [_task(rows[0])], lease_seconds)
+            claimed = self._settle_claims(tx, [_task_returned(rows[0])], lease_seconds)
             if not claimed:
                 raise Conflict(
                     f"task {task_id} is not claimable: its concurrency key is at its limit"
@@ -1929,7 +1938,7 @@ class Store:
                     size = -room if oldest_first else room
                     rows = tx.run_sized("claim_batch", size, params).fetchall()
             if rows and self._sqlite:
-                tx.head = (rows[0][_TASK_WIDTH], rows[0][_TASK_WIDTH + 1])
+                tx.head = (rows[0][_ROW_HEAD], rows[0][_ROW_HEAD + 1])
             if len(rows) > 1:
                 rows.sort(
                     key=(lambda r: r[_ROW_ID])
@@ -1945,7 +1954,7 @@ class Store:
                     needs_settling = True
                     break
             if needs_settling:
-                settled = self._settle_claims(tx, [_task(r) for r in rows], lease_seconds)
+                settled = self._settle_claims(tx, [_task_returned(r) for r in rows], lease_seconds)
                 claims = [(t.id, t.claim_epoch, t.lease_expires_at) for t in settled]
                 self._audit_claims(tx, claims, agent_id, start)
             else:
@@ -1953,7 +1962,7 @@ class Store:
                     tx, [(r[_ROW_ID], r[_ROW_EPOCH], r[_ROW_LEASE]) for r in rows], agent_id, start
                 )
         # Plain claims become Task values after COMMIT, outside the write lock.
-        return settled if settled is not None else [_task(r) for r in rows]
+        return settled if settled is not None else [_task_returned(r) for r in rows]
 
     def _claim_batch_fast_pg(
         self, agent_id: int, n: int, lease_seconds: float | None, start: bool
@@ -2012,7 +2021,7 @@ class Store:
                 self._slow_claimers[agent_id] = time.monotonic() + _SLOW_CLAIMER_RETRY
             return None
         self._claims += 1
-        claimed = [_task(r[3:]) for r in rows if r[3] is not None]
+        claimed = [_task_returned(r[3:]) for r in rows if r[3] is not None]
         if len(claimed) > 1:
             claimed.sort(key=lambda t: (t.id,) if oldest_first else (-t.priority, t.id))
         return claimed
@@ -2193,15 +2202,15 @@ class Store:
                 raise self._why_refused(tx, action, task_id, epoch)
             row = rows[0]
             if self._sqlite:
-                tx.head = (row[_TASK_WIDTH], row[_TASK_WIDTH + 1])
+                tx.head = (row[_ROW_HEAD], row[_ROW_HEAD + 1])
             task_lease = row[_ROW_LEASE_SECONDS]
             if action in ("start", "heartbeat") and lease_seconds is None and task_lease:
                 lease = self._lease_until(tx.now, task_lease)
                 tx.run("set_lease", {"id": task_id, "lease": lease})
-                task = attrs.evolve(_task(row), lease_expires_at=lease)
+                task = attrs.evolve(_task_returned(row), lease_expires_at=lease)
                 payload["lease_expires_at"] = lease
             if action == "release":
-                [task] = self._back_off(tx, [_task(row)])
+                [task] = self._back_off(tx, [_task_returned(row)])
                 payload["to"] = task.status.value
                 if task.not_before:
                     payload["not_before"] = task.not_before
@@ -2212,7 +2221,7 @@ class Store:
             else:
                 tx.audit(action, f"task:{task_id}", payload)
         # Otherwise the Task value is built after COMMIT, outside the write lock.
-        return task if task is not None else _task(row)
+        return task if task is not None else _task_returned(row)
 
     def _fenced_in_one_round_trip(
         self,
@@ -2268,7 +2277,7 @@ class Store:
             raise
         if not rows:
             raise _refusal(self._fetch("get_task", {"id": task_id}), action, task_id, epoch)
-        return _task(rows[0])
+        return _task_returned(rows[0])
 
     def _back_off(self, tx: _Tx, requeued: list[Task]) -> list[Task]:
         """Delay re-queued tasks: base * 2**(attempts-1), capped, with jitter."""
@@ -2401,7 +2410,7 @@ class Store:
                 raise InvalidTransition("task", task_id, _task(current[0]).status.value, "retry")
             tx.audit("retry", f"task:{task_id}", {})
             tx.notify()
-        return _task(rows[0])
+        return _task_returned(rows[0])
 
     def expire_leases(self, now: datetime | None = None, *, limit: int = 10_000) -> list[Task]:
         """Re-queue tasks whose lease ended before ``now`` (fail them at max_attempts)."""
@@ -2418,7 +2427,7 @@ class Store:
         ).fetchall()
         if not rows:
             return []
-        expired = self._back_off(tx, [_task(r) for r in rows])
+        expired = self._back_off(tx, [_task_returned(r) for r in rows])
         tx.notify()
         for task in sorted(expired, key=lambda t: t.id):
             tx.audit(
@@ -3284,12 +3293,26 @@ if [f.name for f in attrs.fields(Task)] != [
 ]:  # fmt: skip
     raise AssertionError("Task fields changed order; update _task")
 _TASK_WIDTH = len(_TASK_ROW_ORDER)
+# Statements returning a task for a Task value: its columns, then its dependencies,
+# then (SQLite's hot statements) the audit chain head.
+_ROW_DEPS = _TASK_WIDTH
+_ROW_HEAD = _TASK_WIDTH + 1
 _ROW_ID = _TASK_INDEX["id"]
 _ROW_EPOCH = _TASK_INDEX["claim_epoch"]
 _ROW_LEASE = _TASK_INDEX["lease_expires_at"]
 _ROW_PRIORITY = _TASK_INDEX["priority"]
 _ROW_CONCURRENCY_KEY = _TASK_INDEX["concurrency_key"]
 _ROW_LEASE_SECONDS = _TASK_INDEX["lease_seconds"]
+
+
+def _task_returned(row: Sequence[Any]) -> Task:
+    """A Task from a row whose task columns are followed by its dependencies' text."""
+    csv = row[_ROW_DEPS]
+    return _task(row, _dep_ids(csv) if csv else ())
+
+
+def _dep_ids(csv: str) -> tuple[int, ...]:
+    return tuple(sorted(int(d) for d in csv.split(",")))
 
 
 def _task(row: Sequence[Any], deps: tuple[int, ...] = ()) -> Task:
