@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from colibri_vault import map_items
 from colibri_vault._bw import _read_envelope
-from colibri_vault.errors import BwCommandFailed, UnparsableOutput
+from colibri_vault.errors import BwCommandFailed, UnparsableOutput, UnsupportedField
 
 # -- regression cases found by the campaign --------------------------------------------
 
@@ -29,3 +30,19 @@ def test_output_nested_deeper_than_json_reads_is_unparsable_not_recursion(
     # Was a raw RecursionError out of json.loads.
     with pytest.raises(UnparsableOutput if code == 0 else BwCommandFailed):
         _read_envelope("bw list items", code, out, b"", [])
+
+
+@pytest.mark.parametrize("ftype", [0.0, 1.0, 2.0, True, False])
+def test_a_field_type_code_that_is_not_an_int_is_unsupported(ftype: object) -> None:
+    # 0.0 == 0 and False == 0: a float or bool type code used to pass as text/hidden.
+    item = {"type": 2, "name": "n", "fields": [{"type": ftype, "name": "KEY", "value": "v"}]}
+    with pytest.raises(UnsupportedField):
+        map_items("t", [item])
+
+
+@pytest.mark.parametrize("itype", [True, 1.0])
+def test_an_item_type_that_is_not_the_int_1_is_not_a_login_item(itype: object) -> None:
+    # True == 1: such an item used to give KEY=<its password>.
+    item = {"type": itype, "name": "KEY", "login": {"password": "pw"}, "fields": []}
+    assert map_items("t", [item]) == {}
+    assert map_items("t", [dict(item, type=1)]) == {"KEY": "pw"}
