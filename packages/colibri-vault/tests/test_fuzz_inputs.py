@@ -46,3 +46,17 @@ def test_an_item_type_that_is_not_the_int_1_is_not_a_login_item(itype: object) -
     item = {"type": itype, "name": "KEY", "login": {"password": "pw"}, "fields": []}
     assert map_items("t", [item]) == {}
     assert map_items("t", [dict(item, type=1)]) == {"KEY": "pw"}
+
+
+@pytest.mark.parametrize("fields", [False, 0, "", {}, 0.0])
+def test_fields_of_a_falsy_wrong_type_are_unsupported_not_read_as_none(fields: object) -> None:
+    # `item.get("fields") or []` read these as "no fields" instead of refusing them.
+    with pytest.raises(UnsupportedField):
+        map_items("t", [{"type": 2, "name": "n", "fields": fields}])
+
+
+@pytest.mark.parametrize(
+    "item", [{"type": 2, "name": "n"}, {"type": 2, "name": "n", "fields": None}]
+)
+def test_absent_or_null_fields_are_no_fields(item: dict[str, object]) -> None:
+    assert map_items("t", [item]) == {}

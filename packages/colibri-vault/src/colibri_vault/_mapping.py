@@ -81,7 +81,9 @@ def map_items(
 
     for item in items:
         label = _label(item)
-        fields = item.get("fields") or []
+        fields = item.get("fields")
+        if fields is None:  # absent or null: no custom fields (false, 0, "" or {} are not)
+            fields = []
         if not isinstance(fields, list):
             raise UnsupportedField(tenant, "fields", label, type(fields).__name__)
         for field in fields:
