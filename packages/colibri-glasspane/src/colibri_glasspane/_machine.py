@@ -90,13 +90,16 @@ def _short(text: str, limit: int = _ERROR_TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _as_text(value: Any) -> str | None:
+def _as_text(value: Any, masker: Masker) -> str | None:
+    """A JSON value as text; secrets are masked before the JSON escaping, which would
+    otherwise turn a secret holding ``"``, ``\\`` or a control character into text
+    the masker no longer recognises."""
     if value is None:
         return None
     if isinstance(value, str):
         return value
     try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return json.dumps(masker.mask_value(value), ensure_ascii=False, sort_keys=True)
     except RecursionError:
         return "(value nested too deeply to show)"
     except (TypeError, ValueError):
@@ -491,7 +494,7 @@ class PaneMachine:
     def _on_response(self, event: ev.Response) -> None:
         self._detect_mode(StreamMode.RPC)
         if not event.success:
-            error = _as_text(event.error) or "no message"
+            error = _as_text(event.error, self.masker) or "no message"
             self.last_error = self._error_text(f"command {event.command or '?'} failed: {error}")
             return
         if event.command == "get_state" and event.data and not self.session_id:
@@ -509,12 +512,12 @@ class PaneMachine:
         deadline = None
         if event.timeout is not None and event.timeout > 0:
             deadline = self._now + event.timeout / 1000.0
-        title = _short(self.masker.mask(_as_text(event.title) or ""), 200)
+        title = _short(self.masker.mask(_as_text(event.title, self.masker) or ""), 200)
         self.dialog = _Dialog(event.method, title, deadline)
 
     def _on_extension_error(self, event: ev.ExtensionError) -> None:
-        error = _as_text(event.error) or "no message"
-        where = _as_text(event.extensionPath) or "?"
+        error = _as_text(event.error, self.masker) or "no message"
+        where = _as_text(event.extensionPath, self.masker) or "?"
         self.last_error = self._error_text(f"extension error ({where}): {error}")
 
     # --- zot handlers ---------------------------------------------------------
@@ -526,7 +529,7 @@ class PaneMachine:
 
     def _on_zot_response(self, event: ev.ZotResponse) -> None:
         if not event.success:
-            error = _as_text(event.error) or "no message"
+            error = _as_text(event.error, self.masker) or "no message"
             self.last_error = self._error_text(f"command failed: {error}")
 
     def _on_zot_activity(self, event: Any) -> None:
@@ -544,7 +547,11 @@ class PaneMachine:
                 break
 
     def _on_zot_error(self, event: ev.ZotError) -> None:
-        text = _as_text(event.message) or _as_text(event.error) or "no message"
+        text = (
+            _as_text(event.message, self.masker)
+            or _as_text(event.error, self.masker)
+            or "no message"
+        )
         reason = self._error_text(f"agent error: {text}")
         self.last_error = reason
         if self.terminal:
