@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import FakeClock, line
+from conftest import FakeClock, assistant, line
 
 from colibri_glasspane import Glasspane, Snapshot
 
@@ -72,3 +72,24 @@ def test_zot_error_object_with_an_escaped_secret_is_masked():
     glasspane.feed("z", line(type="turn_start") + json.dumps(event).encode() + b"\n")
     assert "[masked]" in (glasspane.pane("z").reason or "")
     _assert_hidden(glasspane, SECRET_WITH_ESCAPES)
+
+
+def test_an_unknown_stop_reason_is_masked_and_bounded():
+    # stop_reason was kept raw (unmasked, unbounded) and its repr was masked too late.
+    glasspane = Glasspane(clock=FakeClock())
+    glasspane.open_pane("p")
+    glasspane.open_pane("q")
+    glasspane.register_secret(SECRET_WITH_ESCAPES)
+    for pane_id, stop in (("p", f"weird {SECRET_WITH_ESCAPES}"), ("q", "x" * 100_000 + "later")):
+        end = line(type="agent_end", messages=[assistant(stop)])
+        glasspane.feed(pane_id, line(type="agent_start") + end)
+    pane = glasspane.pane("p")
+    assert pane.stop_reason == "weird [masked]" and "[masked]" in (pane.reason or "")
+    _assert_hidden(glasspane, SECRET_WITH_ESCAPES)
+    long = glasspane.pane("q")
+    assert long.stop_reason is not None and len(long.stop_reason) <= 500
+    assert long.reason is not None and len(long.reason) <= 1000
+    # A secret registered later masks the kept stop reason too.
+    glasspane.register_secret("later")
+    assert "later" not in (glasspane.pane("q").stop_reason or "")
+    _assert_hidden(glasspane, "later")

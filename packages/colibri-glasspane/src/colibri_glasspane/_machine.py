@@ -47,6 +47,7 @@ from colibri_glasspane._model import (
 
 _DIALOG_METHODS = frozenset({"select", "confirm", "input", "editor"})
 _SUCCESS_STOPS = frozenset({"stop", "length"})
+_KNOWN_STOPS = _SUCCESS_STOPS | {"error", "aborted", "toolUse"}
 _ERROR_TEXT_LIMIT = 1000
 _FIELD_LIMIT = 500
 _COUNTER_MAX = 2**63 - 1
@@ -414,8 +415,10 @@ class PaneMachine:
             reason = "run ended on a tool call without a final answer"
             self._finish_run(_Outcome(False, stop, reason))
         else:
-            reason = f"run ended with unknown stop reason {stop!r}"
-            self._finish_run(_Outcome(False, stop, self._error_text(reason)))
+            # From the stream: masked and bounded like every other string a pane keeps.
+            shown = self._field(stop) if stop is not None else None
+            reason = f"run ended with unknown stop reason {shown!r}"
+            self._finish_run(_Outcome(False, shown, self._error_text(reason)))
 
     def _on_tool_start(self, event: ev.ToolExecutionStart) -> None:
         self._activity()
@@ -583,6 +586,8 @@ class PaneMachine:
         self.cwd = masker.mask_optional(self.cwd)
         if self.outcome is not None:
             self.outcome.reason = masker.mask_optional(self.outcome.reason)
+            if self.outcome.stop_reason not in _KNOWN_STOPS:
+                self.outcome.stop_reason = masker.mask_optional(self.outcome.stop_reason)
         if self.run_error is not None:
             self.run_error = masker.mask(self.run_error)
         if self.dialog is not None:
