@@ -138,6 +138,8 @@ def _read_regular(dir_fd: int, name: str, shown: str, cap: int) -> bytes | None:
     except OSError as exc:
         if exc.errno in _SYMLINK_ERRNOS:
             raise TargetEscapesRoot(shown, "it is a symbolic link") from None
+        if exc.errno == errno.ENXIO:  # a socket (a FIFO opens, then fails S_ISREG)
+            raise TargetEscapesRoot(shown, "it is not a regular file") from None
         raise EnvWriteFailed(shown, exc.strerror or str(exc), exc.errno) from None
     try:
         st = os.fstat(fd)
