@@ -37,9 +37,11 @@ from colibri_vault._bw import (
     parse_status,
 )
 from colibri_vault._envfile import check_value, is_valid_key
+from colibri_vault._jail import parse_passwd
 from colibri_vault.errors import (
     BwCommandFailed,
     BwError,
+    JailUserMissing,
     TargetEscapesRoot,
     UnparsableOutput,
     UnsupportedField,
@@ -361,3 +363,15 @@ def test_a_special_file_as_passwd_or_home_is_refused_without_blocking(
     _make_special(home, kind)
     world.fail("tenant-beta", TargetEscapesRoot)
     assert world.calls() == []
+
+
+@pytest.mark.parametrize("sep", ["\x1c", "\x1d", "\x1e", "\x0b", "\x0c", "\x85", "\u2028", "\r"])
+def test_a_passwd_entry_hidden_behind_a_unicode_line_break_is_not_the_user(sep: str) -> None:
+    # str.splitlines() broke the gecos field there and found an entry libc does not see.
+    hidden = f"other:*:1001:1001:x{sep}agent:*:1002:1002::/home/agent:/bin/sh"
+    text = f"root:*:0:0::/root:/bin/sh\n{hidden}\n"
+    with pytest.raises(JailUserMissing):
+        parse_passwd(text, "agent", "/jail/etc/passwd")
+    # A real entry after it is found, and only once.
+    entry = parse_passwd(text + "agent:*:1003:1003::/home/agent:/bin/sh\n", "agent", "p")
+    assert (entry.uid, entry.gid) == (1003, 1003)

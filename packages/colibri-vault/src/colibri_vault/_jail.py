@@ -102,7 +102,9 @@ class JailUser:
 def parse_passwd(text: str, user: str, shown: str) -> JailUser:
     """Find ``user`` in passwd-format ``text``; refuse uid 0, duplicates and bad entries."""
     found: list[JailUser] = []
-    for line in text.splitlines():
+    # "\n" only, as libc reads it: str.splitlines() also breaks at \x1c-\x1e, \x0b, \x0c,
+    # \x85 and \u2028, which would let a field (a gecos) hide an entry libc never sees.
+    for line in text.split("\n"):
         if not line or line.startswith("#"):
             continue
         fields = line.split(":")
