@@ -44,6 +44,7 @@ from colibri_vault.errors import (
     JailUserMissing,
     TargetEscapesRoot,
     UnparsableOutput,
+    UnsafeJailUser,
     UnsupportedField,
     VaultContentError,
 )
@@ -375,3 +376,25 @@ def test_a_passwd_entry_hidden_behind_a_unicode_line_break_is_not_the_user(sep: 
     # A real entry after it is found, and only once.
     entry = parse_passwd(text + "agent:*:1003:1003::/home/agent:/bin/sh\n", "agent", "p")
     assert (entry.uid, entry.gid) == (1003, 1003)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        " 1001",
+        "1001 ",
+        "+1001",
+        "1_001",
+        "\u0661\u0660\u0660\u0661",
+        "\uff11\uff10\uff10\uff11",
+        "",
+    ],
+)
+def test_a_uid_or_gid_that_is_not_plain_ascii_digits_is_refused(number: str) -> None:
+    # int() read all of these as 1001 (or refused only ""), unlike libc.
+    for entry in (
+        f"agent:*:{number}:1001::/home/agent:/bin/sh",
+        f"agent:*:1001:{number}::/h:/bin/sh",
+    ):
+        with pytest.raises(UnsafeJailUser, match="not a number"):
+            parse_passwd(entry + "\n", "agent", "p")

@@ -112,10 +112,11 @@ def parse_passwd(text: str, user: str, shown: str) -> JailUser:
             continue
         if len(fields) != 7:
             raise UnsafeJailUser(user, shown, "its passwd entry does not have 7 fields")
-        try:
-            uid, gid = int(fields[2], 10), int(fields[3], 10)
-        except ValueError:
-            raise UnsafeJailUser(user, shown, "its uid or gid is not a number") from None
+        # ASCII digits only: int() also takes " 1001", "+1001", "1_001" and other
+        # scripts' digits (Arabic-Indic, fullwidth), which libc does not read as that number.
+        if not all(f.isascii() and f.isdigit() for f in fields[2:4]):
+            raise UnsafeJailUser(user, shown, "its uid or gid is not a number")
+        uid, gid = int(fields[2], 10), int(fields[3], 10)
         if not (0 <= uid < 2**32 - 1 and 0 <= gid < 2**32 - 1):
             raise UnsafeJailUser(user, shown, "its uid or gid is out of range")
         found.append(JailUser(user, uid, gid, fields[5]))
