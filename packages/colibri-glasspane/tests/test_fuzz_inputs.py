@@ -269,6 +269,8 @@ def test_nasty_bytes_in_odd_places_are_counted_never_raised(
     glasspane = Glasspane(clock=FakeClock(), config=config)
     glasspane.open_pane("p", runtime=runtime, mode=mode)
     _feed_all(glasspane, "p", stream, cuts)
+    # The resumable offset: every byte up to and including the last newline.
+    assert glasspane.pane("p").lines.bytes == stream.rfind(b"\n") + 1
     glasspane.end_of_stream("p")
     _check_pane(glasspane.pane("p"), _nonblank_lines(stream), config)
     Snapshot.from_json(glasspane.snapshot().to_json())
