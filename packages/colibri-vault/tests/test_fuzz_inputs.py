@@ -45,7 +45,9 @@ from colibri_vault.errors import (
     TargetEscapesRoot,
     UnparsableOutput,
     UnsafeJailUser,
+    UnsafeValue,
     UnsupportedField,
+    VaultConfigError,
     VaultContentError,
 )
 
@@ -398,3 +400,32 @@ def test_a_uid_or_gid_that_is_not_plain_ascii_digits_is_refused(number: str) -> 
     ):
         with pytest.raises(UnsafeJailUser, match="not a number"):
             parse_passwd(entry + "\n", "agent", "p")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("env_format", "shell"),
+        ("env_format", "dotenv"),
+        ("login_items", "ignore"),
+        ("foreign_login", "logout"),
+        ("env_format", None),
+    ],
+)
+def test_a_policy_setting_that_is_not_its_enum_is_refused_before_bw_runs(
+    world: World, setting: str, value: object
+) -> None:
+    # env_format="shell" (a string from a config file) silently meant DOTENV: a value
+    # holding "'" was written, and sourcing the file with sh ran what followed it.
+    world.set_vault(items=[_hostile([{"type": 1, "name": "K", "value": "a'; id; '"}])])
+    error = world.fail(
+        "tenant-alpha", VaultConfigError, vault=world.vault_settings(**{setting: value})
+    )
+    assert setting in str(error)
+    assert world.calls() == []
+    assert not world.env_file("tenant-alpha").exists()
+
+
+def test_the_pure_writer_fails_closed_on_a_format_that_is_not_an_env_file_format() -> None:
+    with pytest.raises(UnsafeValue):
+        render_env_file({"K": "a'; id; '"}, "shell")  # type: ignore[arg-type]
