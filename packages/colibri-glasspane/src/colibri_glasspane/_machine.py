@@ -47,6 +47,7 @@ from colibri_glasspane._model import (
 
 _DIALOG_METHODS = frozenset({"select", "confirm", "input", "editor"})
 _SUCCESS_STOPS = frozenset({"stop", "length"})
+_KNOWN_STOPS = _SUCCESS_STOPS | {"error", "aborted", "toolUse"}
 _ERROR_TEXT_LIMIT = 1000
 _FIELD_LIMIT = 500
 _COUNTER_MAX = 2**63 - 1
@@ -90,13 +91,16 @@ def _short(text: str, limit: int = _ERROR_TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _as_text(value: Any) -> str | None:
+def _as_text(value: Any, masker: Masker) -> str | None:
+    """A JSON value as text; secrets are masked before the JSON escaping, which would
+    otherwise turn a secret holding ``"``, ``\\`` or a control character into text
+    the masker no longer recognises."""
     if value is None:
         return None
     if isinstance(value, str):
         return value
     try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return json.dumps(masker.mask_value(value), ensure_ascii=False, sort_keys=True)
     except RecursionError:
         return "(value nested too deeply to show)"
     except (TypeError, ValueError):
@@ -411,8 +415,10 @@ class PaneMachine:
             reason = "run ended on a tool call without a final answer"
             self._finish_run(_Outcome(False, stop, reason))
         else:
-            reason = f"run ended with unknown stop reason {stop!r}"
-            self._finish_run(_Outcome(False, stop, self._error_text(reason)))
+            # From the stream: masked and bounded like every other string a pane keeps.
+            shown = self._field(stop) if stop is not None else None
+            reason = f"run ended with unknown stop reason {shown!r}"
+            self._finish_run(_Outcome(False, shown, self._error_text(reason)))
 
     def _on_tool_start(self, event: ev.ToolExecutionStart) -> None:
         self._activity()
@@ -491,7 +497,7 @@ class PaneMachine:
     def _on_response(self, event: ev.Response) -> None:
         self._detect_mode(StreamMode.RPC)
         if not event.success:
-            error = _as_text(event.error) or "no message"
+            error = _as_text(event.error, self.masker) or "no message"
             self.last_error = self._error_text(f"command {event.command or '?'} failed: {error}")
             return
         if event.command == "get_state" and event.data and not self.session_id:
@@ -509,12 +515,12 @@ class PaneMachine:
         deadline = None
         if event.timeout is not None and event.timeout > 0:
             deadline = self._now + event.timeout / 1000.0
-        title = _short(self.masker.mask(_as_text(event.title) or ""), 200)
+        title = _short(self.masker.mask(_as_text(event.title, self.masker) or ""), 200)
         self.dialog = _Dialog(event.method, title, deadline)
 
     def _on_extension_error(self, event: ev.ExtensionError) -> None:
-        error = _as_text(event.error) or "no message"
-        where = _as_text(event.extensionPath) or "?"
+        error = _as_text(event.error, self.masker) or "no message"
+        where = _as_text(event.extensionPath, self.masker) or "?"
         self.last_error = self._error_text(f"extension error ({where}): {error}")
 
     # --- zot handlers ---------------------------------------------------------
@@ -526,7 +532,7 @@ class PaneMachine:
 
     def _on_zot_response(self, event: ev.ZotResponse) -> None:
         if not event.success:
-            error = _as_text(event.error) or "no message"
+            error = _as_text(event.error, self.masker) or "no message"
             self.last_error = self._error_text(f"command failed: {error}")
 
     def _on_zot_activity(self, event: Any) -> None:
@@ -544,7 +550,11 @@ class PaneMachine:
                 break
 
     def _on_zot_error(self, event: ev.ZotError) -> None:
-        text = _as_text(event.message) or _as_text(event.error) or "no message"
+        text = (
+            _as_text(event.message, self.masker)
+            or _as_text(event.error, self.masker)
+            or "no message"
+        )
         reason = self._error_text(f"agent error: {text}")
         self.last_error = reason
         if self.terminal:
@@ -576,6 +586,8 @@ class PaneMachine:
         self.cwd = masker.mask_optional(self.cwd)
         if self.outcome is not None:
             self.outcome.reason = masker.mask_optional(self.outcome.reason)
+            if self.outcome.stop_reason not in _KNOWN_STOPS:
+                self.outcome.stop_reason = masker.mask_optional(self.outcome.stop_reason)
         if self.run_error is not None:
             self.run_error = masker.mask(self.run_error)
         if self.dialog is not None:

@@ -224,7 +224,7 @@ def _read_envelope(command: str, code: int, out: bytes, err: bytes, masks: list[
     if text:
         try:
             envelope = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json can
             envelope = None
     stderr = _tidy(err.decode("utf-8", "replace"), masks)
     if not (isinstance(envelope, dict) and isinstance(envelope.get("success"), bool)):

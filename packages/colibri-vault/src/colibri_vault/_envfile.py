@@ -55,7 +55,7 @@ def check_value(key: str, value: str, fmt: EnvFileFormat) -> None:
         # python-dotenv before 1.2.3 reads the escaped final backslash and the closing
         # quote as an escaped quote, and then the rest of the file as this value.
         raise UnsafeValue(key, "ends with a backslash")
-    if fmt is EnvFileFormat.SHELL:
+    if fmt is not EnvFileFormat.DOTENV:  # SHELL, or (fail closed) anything that is not DOTENV
         if "'" in value:
             raise UnsafeValue(key, "contains a single quote (')")
         if "\\" in value:

@@ -102,7 +102,9 @@ class JailUser:
 def parse_passwd(text: str, user: str, shown: str) -> JailUser:
     """Find ``user`` in passwd-format ``text``; refuse uid 0, duplicates and bad entries."""
     found: list[JailUser] = []
-    for line in text.splitlines():
+    # "\n" only, as libc reads it: str.splitlines() also breaks at \x1c-\x1e, \x0b, \x0c,
+    # \x85 and \u2028, which would let a field (a gecos) hide an entry libc never sees.
+    for line in text.split("\n"):
         if not line or line.startswith("#"):
             continue
         fields = line.split(":")
@@ -110,10 +112,11 @@ def parse_passwd(text: str, user: str, shown: str) -> JailUser:
             continue
         if len(fields) != 7:
             raise UnsafeJailUser(user, shown, "its passwd entry does not have 7 fields")
-        try:
-            uid, gid = int(fields[2], 10), int(fields[3], 10)
-        except ValueError:
-            raise UnsafeJailUser(user, shown, "its uid or gid is not a number") from None
+        # ASCII digits only: int() also takes " 1001", "+1001", "1_001" and other
+        # scripts' digits (Arabic-Indic, fullwidth), which libc does not read as that number.
+        if not all(f.isascii() and f.isdigit() for f in fields[2:4]):
+            raise UnsafeJailUser(user, shown, "its uid or gid is not a number")
+        uid, gid = int(fields[2], 10), int(fields[3], 10)
         if not (0 <= uid < 2**32 - 1 and 0 <= gid < 2**32 - 1):
             raise UnsafeJailUser(user, shown, "its uid or gid is out of range")
         found.append(JailUser(user, uid, gid, fields[5]))
@@ -138,6 +141,8 @@ def _read_regular(dir_fd: int, name: str, shown: str, cap: int) -> bytes | None:
     except OSError as exc:
         if exc.errno in _SYMLINK_ERRNOS:
             raise TargetEscapesRoot(shown, "it is a symbolic link") from None
+        if exc.errno == errno.ENXIO:  # a socket (a FIFO opens, then fails S_ISREG)
+            raise TargetEscapesRoot(shown, "it is not a regular file") from None
         raise EnvWriteFailed(shown, exc.strerror or str(exc), exc.errno) from None
     try:
         st = os.fstat(fd)

@@ -81,7 +81,9 @@ def map_items(
 
     for item in items:
         label = _label(item)
-        fields = item.get("fields") or []
+        fields = item.get("fields")
+        if fields is None:  # absent or null: no custom fields (false, 0, "" or {} are not)
+            fields = []
         if not isinstance(fields, list):
             raise UnsupportedField(tenant, "fields", label, type(fields).__name__)
         for field in fields:
@@ -91,7 +93,7 @@ def map_items(
             ftype = field.get("type")
             if not isinstance(name, str):
                 raise InvalidVariableName(tenant, repr(name), label)
-            if ftype not in _VALUE_FIELD_TYPES or isinstance(ftype, bool):
+            if type(ftype) is not int or ftype not in _VALUE_FIELD_TYPES:  # not True, not 0.0
                 raise UnsupportedField(tenant, name, label, ftype)
             if not is_valid_key(name):
                 raise InvalidVariableName(tenant, name, label)
@@ -101,7 +103,9 @@ def map_items(
             if not isinstance(value, str):
                 raise UnsupportedField(tenant, name, label, f"{ftype} with a non-text value")
             define(name, value, label)
-        if policy is LoginItemPolicy.PASSWORD_BY_NAME and item.get("type") == _LOGIN_ITEM:
+        item_type = item.get("type")
+        is_login = type(item_type) is int and item_type == _LOGIN_ITEM  # not True, not 1.0
+        if policy is LoginItemPolicy.PASSWORD_BY_NAME and is_login:
             name = item.get("name")
             if isinstance(name, str) and is_valid_key(name):
                 login = item.get("login")

@@ -151,6 +151,15 @@ def _check_settings(vault: VaultSettings, jail: JailSettings) -> tuple[BwRunner,
     if vault.ca_cert is not None and not os.access(vault.ca_cert, os.R_OK):
         # node only warns about a missing NODE_EXTRA_CA_CERTS, then fails on TLS.
         raise VaultConfigError("ca_cert", f"{vault.ca_cert} is not a readable PEM file")
+    for setting, value, kind in (
+        ("login_items", vault.login_items, LoginItemPolicy),
+        ("env_format", vault.env_format, EnvFileFormat),
+        ("foreign_login", vault.foreign_login, ForeignLoginPolicy),
+    ):
+        # A plain string ("shell") compares unequal to every member: env_format would
+        # silently fall back to the DOTENV rules and write what sh cannot source safely.
+        if not isinstance(value, kind):
+            raise VaultConfigError(setting, f"must be a {kind.__name__}, got {value!r}")
     if not (vault.timeout > 0 and vault.lock_timeout >= 0):
         raise VaultConfigError("timeout", "must be positive")
     if not _USER_NAME.fullmatch(jail.user):
