@@ -69,7 +69,7 @@ def sqlite_worker(path: str, flock: bool) -> tuple[Callable[[], list[Any]], Call
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def claim() -> list[Any]:
-        return txn(lambda: conn.execute(SQLITE_CLAIM, (NOW, NOW, NOW)).fetchall())  # type: ignore[no-any-return]
+        return txn(lambda: conn.execute(SQLITE_CLAIM, (NOW, NOW, NOW)).fetchall())
 
     def ack(rows: list[Any]) -> None:
         txn(lambda: conn.executemany(SQLITE_ACK, [(NOW, NOW, i, e) for i, e in rows]))

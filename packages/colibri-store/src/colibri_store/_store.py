@@ -2486,15 +2486,8 @@ class Store:
             if self._sqlite:
                 woke = _watch_data_version(waiter, budget, marker, self._closing)
             else:
-                woke = False
-                end = time.monotonic() + budget
-                while not woke and not self._closing():
-                    left = end - time.monotonic()
-                    if left <= 0:
-                        break
-                    slice_ = min(left, _WAIT_SLICE)
-                    woke = any(True for _ in waiter.notifies(timeout=slice_, stop_after=1))
-            if self._closing():
+                woke = _watch_notifies(waiter, budget, self._closing)
+            if self._closed:
                 raise StoreError("the store was closed while waiting for work")
             if not woke and due is None and time.monotonic() >= deadline:
                 return False
@@ -3238,6 +3231,19 @@ def _watch_data_version(
         if stop():
             return False
         if conn.execute("PRAGMA data_version").fetchone()[0] != start:
+            return True
+    return False
+
+
+def _watch_notifies(conn: Any, budget: float, stop: Callable[[], bool]) -> bool:
+    """PostgreSQL: wait up to ``budget`` seconds for a notification; True if one came.
+    Listens in slices of ``_WAIT_SLICE`` and gives up (False) once ``stop()`` is true."""
+    deadline = time.monotonic() + budget
+    while not stop():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if any(True for _ in conn.notifies(timeout=min(left, _WAIT_SLICE), stop_after=1)):
             return True
     return False
 
