@@ -2888,6 +2888,7 @@ def _check_import_row(table: sa.Table, index: int, row: Mapping[str, Any]) -> No
     for column in table.c:
         value = row[column.name]
         field = f"tables.{table.name}[{index}].{column.name}"
+        key = (table.name, column.name)
         if value is None:
             if not column.nullable or column.primary_key:
                 raise InvalidInput(field, "must not be null")
@@ -2902,20 +2903,25 @@ def _check_import_row(table: sa.Table, index: int, row: Mapping[str, Any]) -> No
                 raise InvalidInput(field, f"must be a number, not {type(value).__name__}")
         else:
             _check_text(field, value, limit=10 * MAX_TEXT, required=False)
-        if column.name == "not_before":
-            # Only this code writes it, and wait_for_work parses it.
-            try:
-                moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
-            except ValueError:
-                moment = None
-            if moment is None or format_time(moment.replace(tzinfo=UTC), field) != value:
+        if column.name in _IMPORT_OWN_TIMES or key == ("audit_events", "at"):
+            # Columns only this code writes, in its own form; claims and expiry compare
+            # lease_expires_at and not_before as text, so another form would strand a task.
+            if not _is_own_time(value):
                 raise InvalidInput(field, "must be a time like 2026-11-23T19:06:24.123456Z")
+        elif column.name in ("created_at", "updated_at"):
+            # The store's own form, or any ISO-8601 time (what an adopted database holds).
+            if not _is_own_time(value):
+                try:
+                    datetime.fromisoformat(value)
+                except ValueError:
+                    raise InvalidInput(
+                        field, "must be an ISO-8601 time like 2026-11-23T19:06:24.123456Z"
+                    ) from None
         elif column.name == "lease_seconds":
             try:
                 _check_lease(value)
             except InvalidInput as exc:
                 raise InvalidInput(field, str(exc).split(": ", 1)[1]) from None
-        key = (table.name, column.name)
         if key in _IMPORT_ENUMS:
             _parse_enum(_IMPORT_ENUMS[key], field, value)
         if key in _IMPORT_JSON_ARRAYS or key in _IMPORT_JSON:
@@ -2930,6 +2936,43 @@ def _check_import_row(table: sa.Table, index: int, row: Mapping[str, Any]) -> No
                 ) from None
             if key in _IMPORT_JSON_ARRAYS and key[0] == "tasks":
                 check_capabilities(parsed, field)
+    if table is tasks:
+        _check_import_task(index, row)
+
+
+def _check_import_task(index: int, row: Mapping[str, Any]) -> None:
+    """What create_task would refuse, a task row must not bring in either."""
+    field = f"tables.tasks[{index}]"
+    _check_int(f"{field}.max_attempts", row["max_attempts"], low=1, high=1000)
+    key, limit = row["concurrency_key"], row["concurrency_limit"]
+    if (key is None) != (limit is None):
+        # A key without a limit would never be claimable; a limit without a key, odd.
+        raise InvalidInput(
+            f"{field}.concurrency_limit", "and concurrency_key must be both set or both null"
+        )
+    if limit is not None:
+        _check_int(f"{field}.concurrency_limit", limit, low=1, high=1_000_000)
+        if not key:
+            raise InvalidInput(f"{field}.concurrency_key", "must not be empty")
+    if row["dedupe_key"] == "":
+        raise InvalidInput(f"{field}.dedupe_key", "must not be empty (null is no key)")
+
+
+# Timestamps only this code writes (the original's tables had created_at/updated_at only).
+_IMPORT_OWN_TIMES = frozenset(
+    {"not_before", "lease_expires_at", "started_at", "finished_at", "last_seen"}
+)
+_OWN_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def _is_own_time(value: str) -> bool:
+    """``value`` is exactly what format_time writes."""
+    if len(value) != 27 or value[10] != "T" or value[-1] != "Z":
+        return False
+    try:
+        return format_time(datetime.strptime(value, _OWN_TIME).replace(tzinfo=UTC)) == value
+    except (ValueError, InvalidInput):  # InvalidInput: a year before 1000
+        return False
 
 
 def _check_import_chain(rows: list[Any]) -> None:
