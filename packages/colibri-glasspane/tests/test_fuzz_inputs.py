@@ -90,6 +90,28 @@ def test_zot_error_object_with_an_escaped_secret_is_masked():
     _assert_hidden(glasspane, SECRET_WITH_ESCAPES)
 
 
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "response", "command": "prompt", "success": False, "error": {"m": "SECRET"}},
+        {"type": "extension_error", "extensionPath": "x", "error": {"e": ["SECRET"]}},
+    ],
+)
+def test_a_secret_registered_after_its_escaped_json_was_kept_is_masked(event: dict[str, Any]):
+    # A structured error is kept as JSON text, where the secret's '"', '\\' and tab are
+    # escaped; a secret registered only afterwards was not found in that text.
+    glasspane = Glasspane(clock=FakeClock())
+    glasspane.open_pane("p")
+    text = json.dumps(event).replace("SECRET", json.dumps(SECRET_WITH_ESCAPES)[1:-1])
+    glasspane.feed("p", line(type="agent_start") + text.encode() + b"\n")
+    pane = glasspane.pane("p")
+    assert json.dumps(SECRET_WITH_ESCAPES)[1:-1] in (pane.reason or "") + (pane.last_error or "")
+    glasspane.register_secret(SECRET_WITH_ESCAPES)
+    pane = glasspane.pane("p")
+    assert "[masked]" in (pane.reason or "") + (pane.last_error or "")
+    _assert_hidden(glasspane, SECRET_WITH_ESCAPES)
+
+
 def test_an_unknown_stop_reason_is_masked_and_bounded():
     # stop_reason was kept raw (unmasked, unbounded) and its repr was masked too late.
     glasspane = Glasspane(clock=FakeClock())
@@ -335,9 +357,9 @@ def test_a_secret_put_anywhere_in_real_events_never_reaches_a_snapshot(
         glasspane.register_secret(secret)
     for process in (ProcessState.running(), ProcessState.exited(1)):
         glasspane.set_process_state("p", process)
-        # A secret registered later is masked in what was kept, but no longer found
-        # inside the JSON text of a value that was kept encoded (reported, not fixed).
-        _assert_hidden(glasspane, secret, escaped=not later)
+        # A secret registered later is masked in what was kept, also inside the
+        # JSON text of a value that was kept encoded (it was missed there once).
+        _assert_hidden(glasspane, secret)
 
 
 def _finished_glasspane() -> Glasspane:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -15,7 +16,12 @@ class Masker:
     __slots__ = ("_pattern", "max_len", "secrets")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = tuple(sorted(set(secrets), key=lambda s: (-len(s), s)))
+        # Each secret also in its JSON-escaped forms: text kept as JSON (a structured
+        # error, tool arguments) holds a secret with '"', '\\' or a control character
+        # escaped, and a secret registered after that text was kept must still match.
+        found = set(secrets)
+        found |= {json.dumps(v, ensure_ascii=a)[1:-1] for v in found for a in (False, True)}
+        self.secrets = tuple(sorted(found, key=lambda s: (-len(s), s)))
         self.max_len = len(self.secrets[0]) if self.secrets else 0
         # One alternation, longest first: a single left-to-right pass, so a
         # replacement is never matched again and overlapping secrets mask fully.
