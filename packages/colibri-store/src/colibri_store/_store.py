@@ -1399,6 +1399,29 @@ class Store:
         ``not_before``: not claimable before this moment. ``lease_seconds``: this
         task's lease, instead of the store's default.
         """
+        if (
+            type(title) is str
+            and description is None
+            and required_capabilities == ()
+            and priority == 0
+            and type(priority) is int
+            and max_attempts == 3
+            and type(max_attempts) is int
+            and depends_on == ()
+            and session_id is None
+            and dedupe_key is None
+            and concurrency_key is None
+            and concurrency_limit is None
+            and not_before is None
+            and lease_seconds is None
+            and 0 < len(title) <= MAX_TITLE
+            and title.isascii()
+            and "\x00" not in title
+            and title.strip()
+        ):
+            # The common call, a title and defaults: the row needs no further checks.
+            with self._write() as tx:
+                return self._insert_task(tx, {**_PLAIN_TASK_ROW, "title": title}, ())
         row = self._task_params(
             title,
             description,
