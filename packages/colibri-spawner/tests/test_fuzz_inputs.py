@@ -1,0 +1,235 @@
+"""Hostile input to every public entry point, the log reader under abuse, rough agents.
+
+Each bad input must get a typed error from the ``SpawnError`` root naming the bad
+argument and change nothing (no session directory, no process, no signal). Every
+test ends on its own within seconds: waits that could hang run in a thread or a
+subprocess with a bound.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import kill_quietly, proc_alive, wait_dead
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from colibri_spawner import (
+    AgentSpec,
+    AgentState,
+    Spawner,
+    SpawnError,
+    StdinMode,
+    errors,
+    read_lines,
+)
+
+_FAST = settings(
+    max_examples=100, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def _sh(session_id: str, cwd: Path, script: str, **kw: Any) -> AgentSpec:
+    return AgentSpec(argv=("/bin/sh", "-c", script), session_id=session_id, cwd=str(cwd), **kw)
+
+
+def _returns_within(call: Callable[[], object], seconds: float) -> object:
+    """Run ``call`` in a thread; fail (instead of hanging) if it does not return in time."""
+    box: list[tuple[str, object]] = []
+
+    def run() -> None:
+        try:
+            box.append(("value", call()))
+        except BaseException as exc:
+            box.append(("error", exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"the call did not return within {seconds} s"
+    kind, value = box[0]
+    if kind == "error":
+        raise value  # type: ignore[misc]
+    return value
+
+
+def _expect(field: str, call: Callable[[], object]) -> errors.InvalidSpec:
+    with pytest.raises(errors.InvalidSpec) as info:
+        call()
+    assert info.value.field == field, info.value
+    assert isinstance(info.value, SpawnError)
+    return info.value
+
+
+# --- AgentSpec -------------------------------------------------------------------
+
+_not_str = st.one_of(
+    st.none(),
+    st.integers(),
+    st.floats(),
+    st.binary(max_size=8),
+    st.lists(st.text(max_size=3), max_size=2),
+)
+_hostile_argv = st.one_of(
+    st.text(max_size=20),  # a bare string: it used to become one argument per character
+    st.binary(max_size=20),
+    st.none(),
+    st.integers(),
+    st.just([]),
+    st.lists(st.text(max_size=5), max_size=3).flatmap(
+        lambda rest: st.tuples(_not_str, st.integers(0, len(rest))).map(
+            lambda bad: [*rest[: bad[1]], bad[0], *rest[bad[1] :]]
+        )
+    ),
+    st.lists(st.text(max_size=5), min_size=1, max_size=3).map(lambda a: [*a, "x\0y"]),
+)
+
+
+@_FAST
+@given(argv=_hostile_argv)
+def test_malformed_argv_is_invalid_spec(argv):
+    _expect("argv", lambda: AgentSpec(argv=argv, session_id="s", cwd="/"))
+
+
+@_FAST
+@given(
+    argv=st.lists(
+        st.text(min_size=1, max_size=10).filter(lambda a: "\0" not in a), min_size=1, max_size=5
+    )
+)
+def test_well_formed_argv_is_kept_as_given(argv):
+    assert AgentSpec(argv=argv, session_id="s", cwd="/").argv == tuple(argv)
+
+
+_hostile_ids = st.one_of(
+    _not_str,
+    st.text(max_size=200).filter(
+        lambda s: not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", s)
+    ),
+    st.sampled_from(["..", ".", "a/b", "../x", "a\0", "x" * 129, "-a", "a\n", "é"]),
+)
+
+
+@_FAST
+@given(session_id=_hostile_ids)
+def test_malformed_session_id_is_invalid_spec(session_id):
+    _expect("session_id", lambda: AgentSpec(argv=["/bin/true"], session_id=session_id, cwd="/"))
+
+
+_hostile_env = st.one_of(
+    st.none(),
+    st.integers(),
+    st.lists(st.tuples(st.text(max_size=3), st.text(max_size=3)), min_size=1, max_size=2),
+    st.dictionaries(
+        st.text(max_size=3),
+        _not_str.filter(lambda v: not isinstance(v, str)),
+        min_size=1,
+        max_size=2,
+    ),
+    st.dictionaries(
+        st.one_of(st.none(), st.integers(), st.binary(max_size=3)),
+        st.text(max_size=3),
+        min_size=1,
+        max_size=2,
+    ),
+    st.sampled_from([{"": "x"}, {"A=B": "x"}, {"A\0": "x"}, {"A": "x\0"}]),
+)
+
+
+@_FAST
+@given(env=_hostile_env)
+def test_malformed_env_is_invalid_spec(env):
+    _expect("env", lambda: AgentSpec(argv=["/bin/true"], session_id="s", cwd="/", env=env))
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("cwd", {"cwd": None}),
+        ("cwd", {"cwd": 5}),
+        ("cwd", {"cwd": b"/tmp"}),
+        ("cwd", {"cwd": ""}),
+        ("cwd", {"cwd": "/tmp\0x"}),
+        ("runtime", {"runtime": "local"}),
+        ("runtime", {"runtime": None}),
+        ("stdin", {"stdin": "pipe"}),
+        ("jail_name", {"jail_name": 3}),
+    ],
+)
+def test_malformed_cwd_runtime_stdin_or_jail_name_is_invalid_spec(field, kwargs):
+    spec = {"argv": ["/bin/true"], "session_id": "s", "cwd": "/", **kwargs}
+    _expect(field, lambda: AgentSpec(**spec))
+
+
+def test_spawn_refusals_leave_no_session_directory(spawner, data_dir, workdir, tmp_path):
+    missing = str(tmp_path / "missing")
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    bad = [
+        (errors.BadWorkingDirectory, AgentSpec(argv=["/bin/true"], session_id="a", cwd=missing)),
+        (
+            errors.BadWorkingDirectory,
+            AgentSpec(argv=["/bin/true"], session_id="b", cwd=str(a_file)),
+        ),
+        (errors.InvalidSpec, AgentSpec(argv=["/bin/true"], session_id="c", cwd="rel")),
+        (errors.BinaryNotFound, AgentSpec(argv=["no-such-xyz"], session_id="d", cwd=str(workdir))),
+        (errors.NotExecutable, AgentSpec(argv=[str(a_file)], session_id="e", cwd=str(workdir))),
+        (
+            errors.StartFailed,
+            AgentSpec(argv=["/bin/true", "x" * (4 << 20)], session_id="f", cwd=str(workdir)),
+        ),
+    ]
+    for kind, spec in bad:
+        with pytest.raises(kind):
+            spawner.spawn(spec)
+    assert list((data_dir / "agents").iterdir()) == []
+
+
+# --- Spawner ---------------------------------------------------------------------
+
+
+_hostile_offsets = st.one_of(
+    st.integers(max_value=-1),
+    st.floats(),
+    st.none(),
+    st.text(max_size=3),
+    st.just(True),
+    st.just(False),
+)
+
+
+_line = st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"\xff"))  # invalid UTF-8 too
+
+
+_bad_seconds = [math.nan, math.inf, -math.inf, -1, -1e-9, "1", None, True]
+
+
+_SUPERVISOR = """
+import json, os, sys
+from colibri_spawner import AgentSpec, Spawner
+data_dir, cwd, saved = sys.argv[1:4]
+handle = Spawner(data_dir).spawn(AgentSpec(argv=["/bin/sh", "-c", sys.argv[4]],
+                                           session_id="agent", cwd=cwd))
+offset = 0
+while True:
+    chunk = handle.wait_lines(offset, 20)
+    offset = chunk.offset
+    with open(saved + ".tmp", "w") as fh:
+        json.dump({"offset": offset, "lines": [l.decode() for l in chunk.lines]}, fh)
+    os.replace(saved + ".tmp", saved)  # the offset and what it covers, atomically
+    if any(l == b"half" for l in chunk.lines):
+        os.kill(os.getpid(), 9)
+"""
+
+
