@@ -199,6 +199,36 @@ def test_spawn_refusals_leave_no_session_directory(spawner, data_dir, workdir, t
 # --- Spawner ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("data_dir", [None, 5, b"/tmp/x", "", "/tmp/a\0b"])
+def test_malformed_data_dir_is_invalid_spec(data_dir):
+    _expect("data_dir", lambda: Spawner(data_dir))
+
+
+def test_a_data_dir_that_is_a_file_is_invalid_spec_and_nothing_starts(tmp_path, workdir):
+    target = tmp_path / "plain-file"
+    target.write_text("")
+    spawner = Spawner(target)
+    _expect("data_dir", lambda: spawner.spawn(_sh("x", workdir, "touch started")))
+    assert not (workdir / "started").exists()
+
+
+def test_a_relative_data_dir_works_and_survives_a_change_of_directory(
+    tmp_path, workdir, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    spawner = Spawner("rel-data")
+    try:
+        handle = spawner.spawn(_sh("rel", workdir, "echo one"))
+        monkeypatch.chdir("/")
+        assert handle.wait(10).code == 0
+        assert handle.read(0).lines == (b"one",)
+        assert [h.session_id for h in Spawner(tmp_path / "rel-data").agents()] == ["rel"]
+    finally:
+        from conftest import reap_data_dir
+
+        reap_data_dir(tmp_path / "rel-data")
+
+
 _hostile_offsets = st.one_of(
     st.integers(max_value=-1),
     st.floats(),

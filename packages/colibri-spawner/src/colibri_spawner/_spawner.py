@@ -273,7 +273,16 @@ class Spawner:
         python: str | None = None,
         start_timeout: float = 30.0,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        try:
+            given = os.fspath(data_dir)
+        except TypeError:
+            given = ""
+        if not isinstance(given, str) or not given or "\0" in given:
+            raise InvalidSpec(
+                f"data_dir {data_dir!r} must be a non-empty str path without NUL", field="data_dir"
+            )
+        # Absolute: the shim changes its working directory (and so may the caller).
+        self.data_dir = Path(os.path.abspath(given))
         self.agents_dir = self.data_dir / "agents"
         self._providers: dict[object, Provider] = {}
         for provider in (LocalProvider(), *providers):
@@ -306,7 +315,13 @@ class Spawner:
         directory is removed, so the same session id can be tried again.
         """
         provider = self.provider(spec)
-        self.agents_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.agents_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidSpec(
+                f"data_dir {str(self.data_dir)!r} cannot hold session directories: {exc}",
+                field="data_dir",
+            ) from exc
         directory = self.agents_dir / spec.session_id
         try:
             directory.mkdir(mode=0o700)
