@@ -229,6 +229,18 @@ def test_a_relative_data_dir_works_and_survives_a_change_of_directory(
         reap_data_dir(tmp_path / "rel-data")
 
 
+@_FAST
+@given(session_id=_hostile_ids)
+def test_looking_up_a_malformed_session_id_is_agent_not_found(tmp_path_factory, session_id):
+    spawner = Spawner(tmp_path_factory.mktemp("data"))
+    (spawner.agents_dir / "real").mkdir(parents=True)
+    with pytest.raises(errors.AgentNotFound):
+        spawner.agent(session_id)
+    with pytest.raises(errors.AgentNotFound):
+        spawner.remove(session_id)
+    assert [p.name for p in spawner.agents_dir.iterdir()] == ["real"]
+
+
 _hostile_offsets = st.one_of(
     st.integers(max_value=-1),
     st.floats(),

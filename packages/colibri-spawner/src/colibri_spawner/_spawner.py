@@ -28,6 +28,7 @@ from colibri_spawner._spec import (
     ProvisionOutcome,
     ProvisionPolicy,
     StdinMode,
+    is_session_id,
 )
 from colibri_spawner.errors import (
     AgentLost,
@@ -401,10 +402,11 @@ class Spawner:
 
     def agent(self, session_id: str) -> AgentHandle:
         """The handle of an existing session (running or not)."""
-        directory = self.agents_dir / session_id
-        if "/" in session_id or session_id in ("", ".", "..") or not directory.is_dir():
-            raise AgentNotFound(session_id, str(self.agents_dir))
-        return AgentHandle(directory, session_id)
+        # Only a well-formed id can name a session directory (no "/", "..", NUL, or
+        # a name too long for the file system).
+        if not is_session_id(session_id) or not (self.agents_dir / session_id).is_dir():
+            raise AgentNotFound(str(session_id), str(self.agents_dir))
+        return AgentHandle(self.agents_dir / session_id, session_id)
 
     def agents(self) -> list[AgentHandle]:
         """Every session under the data dir, sorted by id (re-attach after a restart)."""
