@@ -251,7 +251,119 @@ _hostile_offsets = st.one_of(
 )
 
 
+@_FAST
+@given(offset=_hostile_offsets, max_bytes=st.one_of(st.integers(1, 100), st.none()))
+def test_malformed_offset_is_invalid_spec(tmp_path_factory, offset, max_bytes):
+    path = tmp_path_factory.mktemp("log") / "out.jsonl"
+    path.write_bytes(b"a\nb\n")
+    args = (offset,) if max_bytes is None else (offset, max_bytes)
+    _expect("offset", lambda: read_lines(path, *args))
+
+
+@_FAST
+@given(
+    max_bytes=st.one_of(st.integers(max_value=0), st.floats(), st.text(max_size=2), st.just(True))
+)
+def test_malformed_max_bytes_is_invalid_spec(tmp_path_factory, max_bytes):
+    path = tmp_path_factory.mktemp("log") / "out.jsonl"
+    path.write_bytes(b"a\nb\n")
+    _expect("max_bytes", lambda: read_lines(path, 0, max_bytes))
+
+
+@pytest.mark.parametrize("path", [None, 5, "/tmp/a\0b", b"/tmp/a\0b"], ids=repr)
+def test_a_malformed_log_path_is_invalid_spec(path):
+    _expect("path", lambda: read_lines(path, 0))
+
+
 _line = st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"\xff"))  # invalid UTF-8 too
+
+
+@_FAST
+@given(lines=st.lists(_line, min_size=1, max_size=8), tail=_line, data=st.data())
+def test_an_offset_mid_line_or_past_the_end_is_bad_log(tmp_path_factory, lines, tail, data):
+    path = tmp_path_factory.mktemp("log") / "out.jsonl"
+    content = b"".join(line + b"\n" for line in lines) + tail
+    path.write_bytes(content)
+    ends = {0} | {i + 1 for i, byte in enumerate(content) if byte == ord("\n")}
+    offset = data.draw(st.one_of(st.integers(0, len(content) + 2), st.integers(0, 1 << 70)))
+    if offset in ends:
+        chunk = read_lines(path, offset)
+        assert b"".join(line + b"\n" for line in chunk.lines) == content[offset : chunk.offset]
+    else:
+        with pytest.raises(errors.BadLog) as info:
+            read_lines(path, offset)
+        assert info.value.offset == offset
+
+
+def test_a_log_truncated_or_replaced_under_a_reader_is_bad_log(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(b'{"seq":0}\n{"seq":1}\n')
+    offset = read_lines(path, 0).offset
+    path.write_bytes(b"")  # truncated
+    with pytest.raises(errors.BadLog, match="truncated or replaced"):
+        read_lines(path, offset)
+    (tmp_path / "new").write_bytes(b'{"seq":"renamed over"}\n')
+    os.replace(tmp_path / "new", path)  # replaced: the old offset lands mid-line
+    with pytest.raises(errors.BadLog, match="not just past a line end"):
+        read_lines(path, offset)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device", "symlink-to-fifo"])
+def test_a_log_that_is_no_regular_file_is_bad_log_without_blocking(tmp_path, kind):
+    path = tmp_path / "out.jsonl"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        path.symlink_to(os.devnull)
+    else:
+        os.mkfifo(tmp_path / "fifo")
+        path.symlink_to(tmp_path / "fifo")
+    # A FIFO without a writer used to block open() for ever: read in a subprocess.
+    code = (
+        "import sys\nfrom colibri_spawner import read_lines, errors\n"
+        "try:\n    read_lines(sys.argv[1], 0)\nexcept errors.BadLog:\n    sys.exit(7)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], timeout=20, check=False)
+    assert proc.returncode == 7
+
+
+def test_a_symlinked_regular_log_reads_as_its_target(tmp_path):
+    (tmp_path / "real.jsonl").write_bytes(b"a\nb\npart")
+    (tmp_path / "out.jsonl").symlink_to(tmp_path / "real.jsonl")
+    chunk = read_lines(tmp_path / "out.jsonl", 0)
+    assert chunk.lines == (b"a", b"b") and chunk.offset == 4
+
+
+@_FAST
+@given(
+    writes=st.lists(st.binary(max_size=60), max_size=15),
+    reads=st.lists(st.integers(1, 80), min_size=1, max_size=15),
+)
+def test_successive_reads_of_a_growing_log_never_split_lose_or_repeat(
+    tmp_path_factory, writes, reads
+):
+    path = tmp_path_factory.mktemp("log") / "out.jsonl"
+    got: list[bytes] = []
+    offset = 0
+    with open(path, "ab", buffering=0) as fh:
+        for i, piece in enumerate(writes):
+            fh.write(piece)
+            chunk = read_lines(path, offset, max_bytes=reads[i % len(reads)])
+            assert chunk.offset >= offset
+            got += chunk.lines
+            offset = chunk.offset
+    while True:
+        chunk = read_lines(path, offset, max_bytes=reads[0])
+        if not chunk.lines:
+            break
+        got += chunk.lines
+        offset = chunk.offset
+    data = b"".join(writes)
+    complete = data[: data.rfind(b"\n") + 1]
+    assert got == complete.split(b"\n")[:-1]
+    assert offset == len(complete)
 
 
 _bad_seconds = [math.nan, math.inf, -math.inf, -1, -1e-9, "1", None, True]
