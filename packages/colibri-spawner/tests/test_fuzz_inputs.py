@@ -366,6 +366,19 @@ def test_successive_reads_of_a_growing_log_never_split_lose_or_repeat(
     assert offset == len(complete)
 
 
+def test_a_line_of_many_megabytes_comes_whole_and_once(tmp_path):
+    path = tmp_path / "out.jsonl"
+    big = b"x" * (24 << 20)
+    path.write_bytes(b"a\n" + big + b"\n" + big[:1000])  # and a partial tail
+    first = read_lines(path, 0, max_bytes=1)
+    assert first.lines == (b"a",)
+    second = read_lines(path, first.offset, max_bytes=1)
+    assert second.lines == (big,)
+    assert read_lines(path, second.offset).lines == ()
+
+
+# --- timeouts and stdin ----------------------------------------------------------
+
 _bad_seconds = [math.nan, math.inf, -math.inf, -1, -1e-9, "1", None, True]
 
 

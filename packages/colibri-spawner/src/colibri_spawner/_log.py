@@ -53,13 +53,17 @@ def read_lines(path: str | os.PathLike[str], offset: int, max_bytes: int = 8 << 
             raise BadLog(os.fsdecode(path), offset, "the offset is not just past a line end")
         buf = bytearray()
         pos = offset
+        complete = False
         while True:
             chunk = os.pread(fd, _CHUNK, pos)
             if not chunk:
                 break
             buf += chunk
             pos += len(chunk)
-            if len(buf) >= max_bytes and b"\n" in buf:
+            # Only the new chunk is searched: searching all of buf each time made a
+            # line of many megabytes cost quadratic time.
+            complete = complete or b"\n" in chunk
+            if complete and len(buf) >= max_bytes:
                 break
     finally:
         os.close(fd)
