@@ -241,6 +241,11 @@ def test_looking_up_a_malformed_session_id_is_agent_not_found(tmp_path_factory, 
     assert [p.name for p in spawner.agents_dir.iterdir()] == ["real"]
 
 
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, -1, -0.001, "1", None, True])
+def test_start_timeout_must_be_finite_and_positive(value, tmp_path):
+    _expect("start_timeout", lambda: Spawner(tmp_path, start_timeout=value))
+
+
 _hostile_offsets = st.one_of(
     st.integers(max_value=-1),
     st.floats(),
@@ -380,6 +385,25 @@ def test_a_line_of_many_megabytes_comes_whole_and_once(tmp_path):
 # --- timeouts and stdin ----------------------------------------------------------
 
 _bad_seconds = [math.nan, math.inf, -math.inf, -1, -1e-9, "1", None, True]
+
+
+@pytest.mark.parametrize("value", _bad_seconds, ids=repr)
+def test_malformed_timeouts_are_invalid_spec_and_signal_nothing(spawner, workdir, value):
+    handle = spawner.spawn(_sh("t", workdir, "trap '' TERM; echo up; while :; do sleep 0.05; done"))
+    handle.wait_lines(0, 10)
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("timeout", lambda: handle.wait(value)),
+        ("timeout", lambda: handle.wait_lines(handle.read(0).offset, value)),
+        ("grace", lambda: handle.stop(grace=value, kill_timeout=1)),
+        ("kill_timeout", lambda: handle.stop(grace=0, kill_timeout=value)),
+        ("grace", lambda: spawner.stop("t", grace=value)),
+    ]
+    for field, call in calls:
+        with pytest.raises(errors.InvalidSpec) as info:
+            _returns_within(call, 5)
+        assert info.value.field == field
+    assert handle.status().state is AgentState.RUNNING  # nothing was signalled
+    assert handle.stop(grace=0.2, kill_timeout=10).signal == signal.SIGKILL
 
 
 _SUPERVISOR = """

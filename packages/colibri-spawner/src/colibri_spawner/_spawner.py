@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import math
 import os
 import select
 import shutil
@@ -45,6 +46,23 @@ from colibri_spawner.errors import (
 ProvisionHook = Callable[[ProvisionContext], object]
 
 _PROVISION = "provision.json"
+
+
+def _check_seconds(name: str, value: object, *, positive: bool = False) -> float:
+    # NaN compares false with every deadline, so a wait given NaN never ended; an
+    # infinite one never ends either. Every wait here is bounded.
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        bound = "> 0" if positive else ">= 0"
+        raise InvalidSpec(
+            f"{name} must be a finite number of seconds {bound}, not {value!r}", field=name
+        )
+    return float(value)
 
 
 class AgentHandle:
@@ -141,6 +159,7 @@ class AgentHandle:
         Returns an empty chunk when the agent has ended with nothing more to read;
         raises WaitTimeout when neither happens in time.
         """
+        _check_seconds("timeout", timeout)
         deadline = time.monotonic() + timeout
         pause, waited = 0.0002, 0.0
         while True:
@@ -157,6 +176,7 @@ class AgentHandle:
 
     def wait(self, timeout: float) -> ExitRecord:
         """Wait for the exit record; AgentLost if the shim died, WaitTimeout if slow."""
+        _check_seconds("timeout", timeout)
         deadline = time.monotonic() + timeout
         checks = 0
         while True:
@@ -200,6 +220,8 @@ class AgentHandle:
         left the group once the agent is gone. Raises AgentLost if the status is
         unknown (nothing is signalled then).
         """
+        _check_seconds("grace", grace)
+        _check_seconds("kill_timeout", kill_timeout)
         status = self.status()
         if status.exit is not None:
             return status.exit
@@ -289,7 +311,7 @@ class Spawner:
         for provider in (LocalProvider(), *providers):
             self._providers[provider.runtime] = provider
         self._python = python or sys.executable
-        self._start_timeout = start_timeout
+        self._start_timeout = _check_seconds("start_timeout", start_timeout, positive=True)
 
     def provider(self, spec: AgentSpec) -> Provider:
         """The provider for the spec's runtime."""
