@@ -406,6 +406,26 @@ def test_malformed_timeouts_are_invalid_spec_and_signal_nothing(spawner, workdir
     assert handle.stop(grace=0.2, kill_timeout=10).signal == signal.SIGKILL
 
 
+@pytest.mark.parametrize(
+    "message",
+    [3, None, 1.5, ["a"], "two\nlines", b"a\nb\n", {"k": math.nan}, {"k": object()}, "\udcff"],
+    ids=repr,
+)
+def test_malformed_stdin_messages_are_invalid_spec_and_send_nothing(spawner, workdir, message):
+    handle = spawner.spawn(
+        AgentSpec(argv=["/bin/cat"], session_id="cat", cwd=str(workdir), stdin=StdinMode.PIPE)
+    )
+    _expect("message", lambda: handle.send(message))
+    _expect("timeout", lambda: handle.send("x", timeout=math.nan))
+    handle.send({"ok": 1})
+    handle.close_stdin()
+    assert handle.wait(10).code == 0
+    assert handle.read(0).lines == (b'{"ok":1}',)
+
+
+# --- rough agents ----------------------------------------------------------------
+
+
 _SUPERVISOR = """
 import json, os, sys
 from colibri_spawner import AgentSpec, Spawner

@@ -238,16 +238,25 @@ class AgentHandle:
     def send(self, message: bytes | str | Mapping[str, Any], timeout: float = 10.0) -> None:
         """Write one line to the agent's stdin (stdin mode ``pipe`` only).
 
-        A mapping is sent as compact JSON; a ``\\n`` is added if missing.
+        A mapping is sent as compact JSON; a ``\\n`` is added if missing. A message
+        holding a ``\\n`` before its end would be several lines: InvalidSpec.
         """
-        if isinstance(message, Mapping):
-            data = json.dumps(message, separators=(",", ":")).encode()
-        elif isinstance(message, str):
-            data = message.encode()
-        else:
-            data = bytes(message)
+        _check_seconds("timeout", timeout)
+        try:
+            if isinstance(message, Mapping):
+                data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+            elif isinstance(message, str):
+                data = message.encode()
+            elif isinstance(message, bytes | bytearray | memoryview):
+                data = bytes(message)  # never bytes(int): that is so many NUL bytes
+            else:
+                raise TypeError(f"a {type(message).__name__} is not bytes, str or a mapping")
+        except (TypeError, ValueError) as exc:
+            raise InvalidSpec(f"message cannot be sent as a line: {exc}", field="message") from None
         if not data.endswith(b"\n"):
             data += b"\n"
+        if b"\n" in data[:-1]:
+            raise InvalidSpec("message must be one line (no \\n before its end)", field="message")
         if not (self.directory / _shim.STDIN).exists():
             raise InvalidSpec(
                 f"session {self.session_id!r} was started with stdin closed; "
