@@ -246,6 +246,23 @@ def test_start_timeout_must_be_finite_and_positive(value, tmp_path):
     _expect("start_timeout", lambda: Spawner(tmp_path, start_timeout=value))
 
 
+def test_torn_records_after_a_host_crash_read_as_absent(spawner, data_dir):
+    # spec.json and state.json are written without fsync: after a host crash they
+    # can be empty. status(), agents(), busy_jails() and sweep() must still work.
+    torn = data_dir / "agents" / "torn"
+    torn.mkdir(parents=True)
+    for name, text in [("spec.json", ""), ("state.json", '{"pid": 1'), ("exit.json", "[]")]:
+        (torn / name).write_text(text)
+    [handle] = spawner.agents()
+    assert handle.status().state is AgentState.UNKNOWN
+    assert handle.spec == {} and handle.pid is None and handle.exit_record() is None
+    assert spawner.busy_jails() == set() and spawner.sweep() == []
+    with pytest.raises(errors.AgentLost):
+        handle.wait(1)
+
+
+# --- the log reader --------------------------------------------------------------
+
 _hostile_offsets = st.one_of(
     st.integers(max_value=-1),
     st.floats(),

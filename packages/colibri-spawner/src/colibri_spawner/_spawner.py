@@ -92,12 +92,15 @@ class AgentHandle:
         return self.directory / _shim.ERR
 
     def _json(self, name: str) -> dict[str, Any] | None:
+        # Records written without fsync (spec, state) can be empty or torn after a
+        # host crash: such a record reads as absent, so that status(), agents() and
+        # sweep() at the next start still work.
         try:
             with open(self.directory / name, encoding="utf-8") as fh:
-                data: dict[str, Any] = json.load(fh)
-                return data
-        except FileNotFoundError:
+                data = json.load(fh)
+        except (FileNotFoundError, ValueError):
             return None
+        return data if isinstance(data, dict) else None
 
     @property
     def spec(self) -> dict[str, Any]:
