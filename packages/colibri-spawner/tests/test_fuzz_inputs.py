@@ -443,6 +443,72 @@ def test_malformed_stdin_messages_are_invalid_spec_and_send_nothing(spawner, wor
 # --- rough agents ----------------------------------------------------------------
 
 
+def test_an_agent_that_exits_at_once(spawner, workdir):
+    handle = spawner.spawn(AgentSpec(argv=["/bin/true"], session_id="now", cwd=str(workdir)))
+    assert handle.wait(10).code == 0
+    assert handle.wait_lines(0, 10).lines == ()
+    assert handle.stop(grace=1).code == 0  # stopping an ended agent returns its record
+
+
+def test_an_agent_that_closes_stdout_and_runs_on_is_still_stopped(spawner, workdir):
+    handle = spawner.spawn(_sh("quiet", workdir, "echo one; exec >&-; exec sleep 30"))
+    assert handle.wait_lines(0, 10).lines == (b"one",)
+    with pytest.raises(errors.WaitTimeout):
+        handle.wait_lines(4, 0.2)
+    assert handle.status().state is AgentState.RUNNING
+    assert handle.stop(grace=5).signal == signal.SIGTERM
+    assert handle.pid is not None and wait_dead(handle.pid, 5)
+
+
+def test_children_of_an_agent_that_forks_and_exits_are_gone(spawner, workdir):
+    script = "setsid sleep 60 & echo $!; (trap '' TERM; sleep 60) & echo $!; exit 3"
+    handle = spawner.spawn(_sh("forker", workdir, script))
+    record = handle.wait(15)
+    children = [int(line) for line in handle.read(0).lines]
+    try:
+        assert record.code == 3 and len(children) == 2
+        assert all(wait_dead(pid, 5) for pid in children)
+    finally:
+        for pid in children:
+            kill_quietly(pid)
+
+
+def test_an_agent_ignoring_sigterm_is_killed_after_the_grace(spawner, workdir):
+    script = "trap '' TERM; (trap '' TERM; sleep 60) & echo $!; while :; do sleep 0.05; done"
+    handle = spawner.spawn(_sh("stubborn", workdir, script))
+    child = int(handle.wait_lines(0, 10).lines[0])
+    try:
+        record = _returns_within(lambda: handle.stop(grace=0.3, kill_timeout=10), 15)
+        assert record.signal == signal.SIGKILL  # type: ignore[attr-defined]
+        assert wait_dead(child, 5) and not proc_alive(handle.pid or 0)
+    finally:
+        kill_quietly(child)
+
+
+@pytest.mark.parametrize("max_bytes", [1, 100, 1 << 16])
+def test_an_agent_writing_fast_is_read_exactly_once_in_order(spawner, data_dir, max_bytes):
+    data_dir.mkdir()
+    code = "import sys\nfor i in range(5000): sys.stdout.write('{\"seq\":%d}\\n' % i)"
+    handle = spawner.spawn(
+        AgentSpec(argv=[sys.executable, "-c", code], session_id="fast", cwd=str(data_dir))
+    )
+    seqs: list[int] = []
+    offset = 0
+    while True:
+        chunk = handle.wait_lines(offset, 20)
+        if not chunk.lines:
+            break
+        seqs += [json.loads(line)["seq"] for line in chunk.lines]
+        offset = chunk.offset
+        chunk = handle.read(offset, max_bytes)  # interleave bounded reads
+        seqs += [json.loads(line)["seq"] for line in chunk.lines]
+        offset = chunk.offset
+    assert handle.wait(10).code == 0
+    assert seqs == list(range(5000))
+
+
+# --- re-attach after the supervisor is SIGKILLed ----------------------------------
+
 _SUPERVISOR = """
 import json, os, sys
 from colibri_spawner import AgentSpec, Spawner
@@ -461,3 +527,26 @@ while True:
 """
 
 
+def test_reattach_after_sigkill_resumes_at_the_persisted_offset(data_dir, workdir, tmp_path):
+    saved = tmp_path / "saved.json"
+    # The agent prints a line, then half of one; it completes that line only once the
+    # supervisor is dead (the test creates "go").
+    script = "echo first; echo half; printf par; until [ -e go ]; do sleep 0.01; done; echo tial"
+    script += "; echo last"
+    proc = subprocess.run(
+        [sys.executable, "-c", _SUPERVISOR, str(data_dir), str(workdir), str(saved), script],
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    state = json.loads(saved.read_text())
+    assert state["offset"] == len(b"first\nhalf\n")
+    handle = Spawner(data_dir).agent("agent")
+    assert handle.status().state is AgentState.RUNNING
+    assert handle.read(state["offset"]).lines == ()  # "par" is no line yet
+    (workdir / "go").touch()
+    handle.wait(15)
+    rest = handle.read(state["offset"])
+    assert rest.lines == (b"partial", b"last")
+    assert rest.offset == handle.log_path.stat().st_size
+    assert handle.read(rest.offset).lines == ()
