@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from conftest import kill_quietly, proc_alive, wait_dead
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import colibri_spawner
 from colibri_spawner import (
     AgentSpec,
     AgentState,
@@ -550,3 +552,68 @@ def test_reattach_after_sigkill_resumes_at_the_persisted_offset(data_dir, workdi
     assert rest.lines == (b"partial", b"last")
     assert rest.offset == handle.log_path.stat().st_size
     assert handle.read(rest.offset).lines == ()
+
+
+# --- a spawn interrupted at any moment -------------------------------------------
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                environ = Path(f"/proc/{name}/environ").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in environ and proc_alive(int(name)):
+                found.append(int(name))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the agents")
+# An interrupt landing in logging's at-fork hook is swallowed there (and the spawn goes on).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_spawn_interrupted_at_any_moment_leaves_nothing_running(spawner, data_dir, workdir):
+    # KeyboardInterrupt, or an exception raised by any signal handler, can land at any
+    # point of spawn(): before the shim reported, or after, while spawn() finishes.
+    # When spawn() raises, no agent may run on (its session directory is removed).
+    package = os.path.dirname(colibri_spawner.__file__)
+
+    def interrupt(_sig: int, frame: Any) -> None:
+        # Only while spawn() runs: an interrupt landing in this test after spawn()
+        # returned is no failed spawn.
+        while frame is not None:
+            if frame.f_code.co_filename.startswith(package):
+                raise _Interrupted
+            frame = frame.f_back
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    leaked: list[tuple[float, list[int]]] = []
+    try:
+        for i in range(30):
+            marker = f"colibri-fuzz-interrupt-{os.getpid()}-{i}"
+            delay = 0.0005 * (i + 1)
+            signal.setitimer(signal.ITIMER_REAL, delay)
+            try:
+                handle = spawner.spawn(_sh(f"i{i}", workdir, "sleep 30", env={"M": marker}))
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            except _Interrupted:
+                deadline = time.monotonic() + 10
+                while (alive := _processes_with(marker)) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if alive:
+                    leaked.append((delay, alive))
+                assert not (data_dir / "agents" / f"i{i}").exists()
+            else:
+                handle.stop(grace=0, kill_timeout=10)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        for _, pids in leaked:
+            for pid in pids:
+                kill_quietly(pid)
+    assert leaked == [], "an interrupted spawn left its agent running"

@@ -362,7 +362,17 @@ class Spawner:
             directory.mkdir(mode=0o700)
         except FileExistsError:
             raise DuplicateSession(spec.session_id, str(directory)) from None
+        except BaseException:
+            # Raised as mkdir returned (by a signal handler: KeyboardInterrupt): the
+            # directory may exist, empty; remove it so that the id can be tried again.
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+            raise
+        started: _shim.Started | None = None
         try:
+            handle = AgentHandle(directory, spec.session_id)
             prepared = provider.prepare(spec, self.busy_jails)
             try:
                 outcome = self._provision(spec, prepared, provision, policy)
@@ -373,14 +383,19 @@ class Spawner:
                         _PROVISION,
                         {"ok": outcome.ok, "policy": outcome.policy.value, "error": outcome.error},
                     )
-                self._launch(directory, spec, prepared)
+                started = self._launch(directory, spec, prepared)
+                # The very last step: until it, a failure (even an exception raised by
+                # a signal handler) makes the shim end the agent.
+                started.confirm()
             except BaseException:
+                if started is not None:
+                    started.abandon(str(directory), self._start_timeout)
                 provider.abort(prepared)
                 raise
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
-        return AgentHandle(directory, spec.session_id)
+        return handle
 
     def _provision(
         self,
@@ -418,9 +433,9 @@ class Spawner:
             durable=False,  # before the start: a crash here leaves no agent to describe
         )
 
-    def _launch(self, directory: Path, spec: AgentSpec, prepared: Prepared) -> None:
+    def _launch(self, directory: Path, spec: AgentSpec, prepared: Prepared) -> _shim.Started:
         try:
-            msg = _shim.launch(
+            started = _shim.launch(
                 agent_dir=str(directory),
                 argv=prepared.argv,
                 env=prepared.env,
@@ -431,8 +446,14 @@ class Spawner:
             )
         except TimeoutError as exc:
             raise StartFailed(spec.session_id, str(exc)) from exc
-        if not msg.get("ok"):
-            raise StartFailed(spec.session_id, str(msg.get("error", "unknown error")))
+        try:
+            msg = started.message
+            if not msg.get("ok"):
+                raise StartFailed(spec.session_id, str(msg.get("error", "unknown error")))
+        except BaseException:
+            started.abandon(str(directory), self._start_timeout)
+            raise
+        return started
 
     def agent(self, session_id: str) -> AgentHandle:
         """The handle of an existing session (running or not)."""
