@@ -104,25 +104,33 @@ def launch(
     stdin_pipe: bool,
     python: str,
     timeout: float,
-) -> dict[str, Any]:
-    """Start the shim and the agent; return the shim's ready message.
+) -> Started:
+    """Start the shim and the agent; return them with the shim's ready message.
 
     The message is ``{"ok": true, "pid", "shim_pid", "started_at"}`` or
     ``{"ok": false, "error"}``. Raises ``TimeoutError`` if the shim does not answer.
+    An "ok" start must then be confirmed (``Started.confirm``) or abandoned; if this
+    function raises instead (an exception from a signal handler, KeyboardInterrupt),
+    it abandons the start itself.
     """
     import json
     import select  # noqa: F401
 
     _load_prctl()
     ready_r, ready_w = os.pipe()
+    confirm_r, confirm_w = os.pipe()
+    alive_r, alive_w = os.pipe()
     child = os.fork()
     if child == 0:  # the intermediate: new session, fork the shim, leave
         status = 1
         try:
             os.close(ready_r)
+            os.close(confirm_w)
+            os.close(alive_r)
             os.setsid()
             if os.fork() == 0:
-                _shim_start(agent_dir, list(argv), dict(env), cwd, stdin_pipe, python, ready_w)
+                _shim_start(agent_dir, list(argv), dict(env), cwd, stdin_pipe, python, ready_w,
+                            confirm_r, alive_w, timeout)  # fmt: skip
             status = 0
         except BaseException as exc:  # never return into the supervisor's code
             try:
@@ -130,24 +138,108 @@ def launch(
             finally:
                 os._exit(1)
         os._exit(status)
-    os.close(ready_w)
+    started = Started(confirm_w, alive_r, child)
     try:
-        data = _read_all(ready_r, timeout)
-    finally:
-        os.close(ready_r)
-        _reap_intermediate(child)
-    if data is None:
-        # The shim is in the intermediate's process group: take it down, not the agent.
+        os.close(ready_w)
+        os.close(confirm_r)
+        os.close(alive_w)
         try:
-            os.killpg(child, signal.SIGKILL)
+            data = _read_all(ready_r, timeout)
+        finally:
+            os.close(ready_r)
+            _reap_intermediate(child)
+        if data is None:
+            # The shim is in the intermediate's process group: take it down, not the agent.
+            try:
+                os.killpg(child, signal.SIGKILL)
+            except OSError:
+                pass
+            raise TimeoutError(f"the shim did not report within {timeout:g} s")
+        if not data:
+            started.message = {"ok": False, "error": "the shim exited without reporting"}
+        else:
+            started.message = json.loads(data.splitlines()[0])
+        if not started.message.get("ok"):
+            started.close()  # the shim has exited: nothing to confirm
+    except BaseException:
+        started.abandon(agent_dir, timeout)
+        raise
+    return started
+
+
+class Started:
+    """A shim that reported, and the pipes that decide whether its agent may run on.
+
+    The shim waits for ``confirm`` (at most the start timeout) before it supervises;
+    EOF instead makes it kill the agent and record that exit, holding the ``alive``
+    pipe until it has. So a spawn that fails at its very end -- interrupted by a
+    signal handler's exception -- leaves nothing running.
+    """
+
+    __slots__ = ("_alive_r", "_confirm_w", "_confirmed", "_group", "message")
+
+    def __init__(self, confirm_w: int, alive_r: int, group: int) -> None:
+        self.message: dict[str, Any] = {}
+        self._confirm_w = confirm_w
+        self._alive_r = alive_r
+        self._group = group  # the intermediate's process group, which the shim is in
+        self._confirmed = False
+
+    def close(self) -> None:
+        """Close both pipes (forget the fd first: an interrupt may leak, never re-close)."""
+        for name in ("_confirm_w", "_alive_r"):
+            fd = getattr(self, name)
+            setattr(self, name, -1)
+            if fd >= 0:
+                os.close(fd)
+
+    def confirm(self) -> None:
+        """The spawn is complete: from now on the shim supervises the agent."""
+        self._confirmed = True  # first: if interrupted after the write, abandon() knows
+        os.write(self._confirm_w, b"1")
+        self.close()
+
+    def abandon(self, agent_dir: str, timeout: float) -> None:
+        """The spawn failed: end the agent and wait (bounded) until the shim is done."""
+        if self._confirmed:  # the shim may be supervising already: kill the agent here
+            try:
+                os.killpg(int(self.message["pid"]), signal.SIGKILL)
+            except (OSError, KeyError, TypeError, ValueError):
+                pass
+        alive_r, self._alive_r = self._alive_r, -1
+        try:
+            self.close()  # EOF on the confirm pipe: an unconfirmed shim kills the agent
+            if alive_r < 0:
+                return
+            deadline = time.monotonic() + timeout
+            if _read_all(alive_r, timeout) is None or not _await_unlocked(
+                os.path.join(agent_dir, LOCK), deadline
+            ):
+                os.killpg(self._group, signal.SIGKILL)
         except OSError:
             pass
-        raise TimeoutError(f"the shim did not report within {timeout:g} s")
-    if not data:
-        return {"ok": False, "error": "the shim exited without reporting"}
+        finally:
+            if alive_r >= 0:
+                os.close(alive_r)
 
-    result: dict[str, Any] = json.loads(data.splitlines()[0])
-    return result
+
+def _await_unlocked(path: str, deadline: float) -> bool:
+    # A confirmed shim closes its alive pipe when it execs: its lock tells its end.
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
 
 
 def _reap_intermediate(pid: int, timeout: float = 5.0) -> None:
@@ -193,6 +285,9 @@ def _shim_start(
     stdin_pipe: bool,
     python: str,
     ready_w: int,
+    confirm_r: int,
+    alive_w: int,
+    timeout: float,
 ) -> None:
     """In the shim (grandchild of the supervisor). Never returns."""
     pid = -1
@@ -231,7 +326,13 @@ def _shim_start(
         started_at = time.time()
         try:
             pid = _spawn_agent(
-                argv, env, cwd, in_fd, out_fd, err_fd, keep=[ready_w, log_fd, lock_fd, holder]
+                argv,
+                env,
+                cwd,
+                in_fd,
+                out_fd,
+                err_fd,
+                keep=[ready_w, confirm_r, alive_w, log_fd, lock_fd, holder],
             )
         except OSError as exc:
             code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
@@ -262,7 +363,21 @@ def _shim_start(
         os.write(ready_w, _msg(ready))
         os.close(ready_w)
     except OSError:
-        pass  # the supervisor died meanwhile: the agent runs on, a restart finds it
+        pass  # the supervisor died meanwhile; it did not confirm either (below)
+    if not _confirmed(confirm_r, timeout):
+        # spawn() failed after all, or its process died before it returned: nobody
+        # knows of this agent, so it must not run on. It is recorded as killed, by
+        # this process, which holds alive_w until the end: spawn() waits for that
+        # before it removes the session directory.
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            supervise(agent_dir, pid, lock_fd, holder, started_at)
+        finally:
+            os._exit(0)
+    os.close(alive_w)
     # The agent runs: from here on, whatever happens, this process supervises it.
     try:
         _exec_supervisor(agent_dir, pid, lock_fd, holder, started_at, python,
@@ -274,6 +389,18 @@ def _shim_start(
         supervise(agent_dir, pid, lock_fd, holder, started_at)
     finally:
         os._exit(0)
+
+
+def _confirmed(confirm_r: int, timeout: float) -> bool:
+    import select
+
+    try:
+        ready, _, _ = select.select([confirm_r], [], [], timeout)
+        return bool(ready) and os.read(confirm_r, 1) == b"1"
+    except OSError:
+        return False
+    finally:
+        os.close(confirm_r)
 
 
 def _exec_supervisor(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import math
 import os
 import select
 import shutil
@@ -28,6 +29,7 @@ from colibri_spawner._spec import (
     ProvisionOutcome,
     ProvisionPolicy,
     StdinMode,
+    is_session_id,
 )
 from colibri_spawner.errors import (
     AgentLost,
@@ -44,6 +46,23 @@ from colibri_spawner.errors import (
 ProvisionHook = Callable[[ProvisionContext], object]
 
 _PROVISION = "provision.json"
+
+
+def _check_seconds(name: str, value: object, *, positive: bool = False) -> float:
+    # NaN compares false with every deadline, so a wait given NaN never ended; an
+    # infinite one never ends either. Every wait here is bounded.
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        bound = "> 0" if positive else ">= 0"
+        raise InvalidSpec(
+            f"{name} must be a finite number of seconds {bound}, not {value!r}", field=name
+        )
+    return float(value)
 
 
 class AgentHandle:
@@ -73,12 +92,15 @@ class AgentHandle:
         return self.directory / _shim.ERR
 
     def _json(self, name: str) -> dict[str, Any] | None:
+        # Records written without fsync (spec, state) can be empty or torn after a
+        # host crash: such a record reads as absent, so that status(), agents() and
+        # sweep() at the next start still work.
         try:
             with open(self.directory / name, encoding="utf-8") as fh:
-                data: dict[str, Any] = json.load(fh)
-                return data
-        except FileNotFoundError:
+                data = json.load(fh)
+        except (FileNotFoundError, ValueError):
             return None
+        return data if isinstance(data, dict) else None
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -140,6 +162,7 @@ class AgentHandle:
         Returns an empty chunk when the agent has ended with nothing more to read;
         raises WaitTimeout when neither happens in time.
         """
+        _check_seconds("timeout", timeout)
         deadline = time.monotonic() + timeout
         pause, waited = 0.0002, 0.0
         while True:
@@ -156,6 +179,7 @@ class AgentHandle:
 
     def wait(self, timeout: float) -> ExitRecord:
         """Wait for the exit record; AgentLost if the shim died, WaitTimeout if slow."""
+        _check_seconds("timeout", timeout)
         deadline = time.monotonic() + timeout
         checks = 0
         while True:
@@ -199,6 +223,8 @@ class AgentHandle:
         left the group once the agent is gone. Raises AgentLost if the status is
         unknown (nothing is signalled then).
         """
+        _check_seconds("grace", grace)
+        _check_seconds("kill_timeout", kill_timeout)
         status = self.status()
         if status.exit is not None:
             return status.exit
@@ -215,16 +241,25 @@ class AgentHandle:
     def send(self, message: bytes | str | Mapping[str, Any], timeout: float = 10.0) -> None:
         """Write one line to the agent's stdin (stdin mode ``pipe`` only).
 
-        A mapping is sent as compact JSON; a ``\\n`` is added if missing.
+        A mapping is sent as compact JSON; a ``\\n`` is added if missing. A message
+        holding a ``\\n`` before its end would be several lines: InvalidSpec.
         """
-        if isinstance(message, Mapping):
-            data = json.dumps(message, separators=(",", ":")).encode()
-        elif isinstance(message, str):
-            data = message.encode()
-        else:
-            data = bytes(message)
+        _check_seconds("timeout", timeout)
+        try:
+            if isinstance(message, Mapping):
+                data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+            elif isinstance(message, str):
+                data = message.encode()
+            elif isinstance(message, bytes | bytearray | memoryview):
+                data = bytes(message)  # never bytes(int): that is so many NUL bytes
+            else:
+                raise TypeError(f"a {type(message).__name__} is not bytes, str or a mapping")
+        except (TypeError, ValueError) as exc:
+            raise InvalidSpec(f"message cannot be sent as a line: {exc}", field="message") from None
         if not data.endswith(b"\n"):
             data += b"\n"
+        if b"\n" in data[:-1]:
+            raise InvalidSpec("message must be one line (no \\n before its end)", field="message")
         if not (self.directory / _shim.STDIN).exists():
             raise InvalidSpec(
                 f"session {self.session_id!r} was started with stdin closed; "
@@ -273,13 +308,22 @@ class Spawner:
         python: str | None = None,
         start_timeout: float = 30.0,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        try:
+            given = os.fspath(data_dir)
+        except TypeError:
+            given = ""
+        if not isinstance(given, str) or not given or "\0" in given:
+            raise InvalidSpec(
+                f"data_dir {data_dir!r} must be a non-empty str path without NUL", field="data_dir"
+            )
+        # Absolute: the shim changes its working directory (and so may the caller).
+        self.data_dir = Path(os.path.abspath(given))
         self.agents_dir = self.data_dir / "agents"
         self._providers: dict[object, Provider] = {}
         for provider in (LocalProvider(), *providers):
             self._providers[provider.runtime] = provider
         self._python = python or sys.executable
-        self._start_timeout = start_timeout
+        self._start_timeout = _check_seconds("start_timeout", start_timeout, positive=True)
 
     def provider(self, spec: AgentSpec) -> Provider:
         """The provider for the spec's runtime."""
@@ -306,13 +350,29 @@ class Spawner:
         directory is removed, so the same session id can be tried again.
         """
         provider = self.provider(spec)
-        self.agents_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.agents_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidSpec(
+                f"data_dir {str(self.data_dir)!r} cannot hold session directories: {exc}",
+                field="data_dir",
+            ) from exc
         directory = self.agents_dir / spec.session_id
         try:
             directory.mkdir(mode=0o700)
         except FileExistsError:
             raise DuplicateSession(spec.session_id, str(directory)) from None
+        except BaseException:
+            # Raised as mkdir returned (by a signal handler: KeyboardInterrupt): the
+            # directory may exist, empty; remove it so that the id can be tried again.
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+            raise
+        started: _shim.Started | None = None
         try:
+            handle = AgentHandle(directory, spec.session_id)
             prepared = provider.prepare(spec, self.busy_jails)
             try:
                 outcome = self._provision(spec, prepared, provision, policy)
@@ -323,14 +383,19 @@ class Spawner:
                         _PROVISION,
                         {"ok": outcome.ok, "policy": outcome.policy.value, "error": outcome.error},
                     )
-                self._launch(directory, spec, prepared)
+                started = self._launch(directory, spec, prepared)
+                # The very last step: until it, a failure (even an exception raised by
+                # a signal handler) makes the shim end the agent.
+                started.confirm()
             except BaseException:
+                if started is not None:
+                    started.abandon(str(directory), self._start_timeout)
                 provider.abort(prepared)
                 raise
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
-        return AgentHandle(directory, spec.session_id)
+        return handle
 
     def _provision(
         self,
@@ -368,9 +433,9 @@ class Spawner:
             durable=False,  # before the start: a crash here leaves no agent to describe
         )
 
-    def _launch(self, directory: Path, spec: AgentSpec, prepared: Prepared) -> None:
+    def _launch(self, directory: Path, spec: AgentSpec, prepared: Prepared) -> _shim.Started:
         try:
-            msg = _shim.launch(
+            started = _shim.launch(
                 agent_dir=str(directory),
                 argv=prepared.argv,
                 env=prepared.env,
@@ -381,15 +446,22 @@ class Spawner:
             )
         except TimeoutError as exc:
             raise StartFailed(spec.session_id, str(exc)) from exc
-        if not msg.get("ok"):
-            raise StartFailed(spec.session_id, str(msg.get("error", "unknown error")))
+        try:
+            msg = started.message
+            if not msg.get("ok"):
+                raise StartFailed(spec.session_id, str(msg.get("error", "unknown error")))
+        except BaseException:
+            started.abandon(str(directory), self._start_timeout)
+            raise
+        return started
 
     def agent(self, session_id: str) -> AgentHandle:
         """The handle of an existing session (running or not)."""
-        directory = self.agents_dir / session_id
-        if "/" in session_id or session_id in ("", ".", "..") or not directory.is_dir():
-            raise AgentNotFound(session_id, str(self.agents_dir))
-        return AgentHandle(directory, session_id)
+        # Only a well-formed id can name a session directory (no "/", "..", NUL, or
+        # a name too long for the file system).
+        if not is_session_id(session_id) or not (self.agents_dir / session_id).is_dir():
+            raise AgentNotFound(str(session_id), str(self.agents_dir))
+        return AgentHandle(self.agents_dir / session_id, session_id)
 
     def agents(self) -> list[AgentHandle]:
         """Every session under the data dir, sorted by id (re-attach after a restart)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -51,15 +51,39 @@ class AgentState(enum.Enum):
 
 
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value)
+    # A bare string is iterable too: it would become one argument per character.
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidSpec(
+            f"argv must be a list of strings, not {type(value).__name__}", field="argv"
+        )
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidSpec(
+                f"argv items must be strings, not {type(item).__name__} ({item!r})",
+                field="argv",
+            )
+    return items
 
 
 def _freeze_env(env: Mapping[str, str]) -> Mapping[str, str]:
+    if not isinstance(env, Mapping):
+        raise InvalidSpec(f"env must be a mapping, not {type(env).__name__}", field="env")
+    for key, val in env.items():
+        if not isinstance(key, str) or not isinstance(val, str):
+            raise InvalidSpec(
+                f"environment variable {key!r} must map a string to a string", field="env"
+            )
     return MappingProxyType(dict(env))
 
 
+def is_session_id(value: object) -> bool:
+    """True if ``value`` is a well-formed session id (safe as a directory name)."""
+    return isinstance(value, str) and _SESSION_ID.fullmatch(value) is not None
+
+
 def _check_session_id(_inst: object, _attr: object, value: str) -> None:
-    if not _SESSION_ID.fullmatch(value):
+    if not is_session_id(value):
         raise InvalidSpec(
             f"session id {value!r} must be 1-128 characters of [A-Za-z0-9._-] "
             "starting with a letter or digit",
@@ -74,12 +98,32 @@ def _check_argv(_inst: object, _attr: object, value: tuple[str, ...]) -> None:
         raise InvalidSpec("argv items must not contain NUL bytes", field="argv")
 
 
+def _check_cwd(_inst: object, _attr: object, value: str) -> None:
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise InvalidSpec(f"cwd {value!r} must be a non-empty string without NUL", field="cwd")
+
+
+def _check_jail_name(_inst: object, _attr: object, value: str | None) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidSpec(f"jail_name {value!r} must be a string or None", field="jail_name")
+
+
 def _check_env(_inst: object, _attr: object, value: Mapping[str, str]) -> None:
     for key, val in value.items():
         if not key or "=" in key or "\0" in key or "\0" in val:
             raise InvalidSpec(
                 f"environment variable {key!r} is malformed (empty, '=' or NUL)", field="env"
             )
+
+
+def _check_enum(kind: type[enum.Enum], field: str) -> Callable[[object, object, object], None]:
+    def check(_inst: object, _attr: object, value: object) -> None:
+        # A plain string ("local") equals no member: it would slip past every
+        # runtime comparison and fail much later, or not at all.
+        if not isinstance(value, kind):
+            raise InvalidSpec(f"{field} must be a {kind.__name__}, not {value!r}", field=field)
+
+    return check
 
 
 @attrs.frozen
@@ -96,11 +140,13 @@ class AgentSpec:
 
     argv: tuple[str, ...] = attrs.field(converter=_str_tuple, validator=_check_argv)
     session_id: str = attrs.field(validator=_check_session_id)
-    cwd: str
+    cwd: str = attrs.field(validator=_check_cwd)
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_env, validator=_check_env)
-    runtime: Runtime = Runtime.LOCAL
-    stdin: StdinMode = StdinMode.CLOSED
-    jail_name: str | None = None
+    runtime: Runtime = attrs.field(default=Runtime.LOCAL, validator=_check_enum(Runtime, "runtime"))
+    stdin: StdinMode = attrs.field(
+        default=StdinMode.CLOSED, validator=_check_enum(StdinMode, "stdin")
+    )
+    jail_name: str | None = attrs.field(default=None, validator=_check_jail_name)
 
 
 @attrs.frozen

@@ -3,7 +3,7 @@
 Every error is a ``SpawnError``; catch that one root to handle them all::
 
     SpawnError
-    ├── InvalidSpec(ValueError)            the AgentSpec itself is malformed
+    ├── InvalidSpec(ValueError)            the AgentSpec (or another argument) is malformed
     ├── BinaryNotFound(FileNotFoundError)  argv[0] (or a helper tool) is not found
     ├── NotExecutable(PermissionError)     argv[0] exists but may not be executed
     ├── BadWorkingDirectory(NotADirectoryError)
@@ -17,6 +17,7 @@ Every error is a ``SpawnError``; catch that one root to handle them all::
     ├── ProvisionFailed                    the provision hook failed under policy "required"
     ├── StartFailed                        the shim could not start the agent
     ├── AgentLost                          the shim died without an exit record
+    ├── BadLog(ValueError)                 a log is no regular file, or the offset is no line end
     ├── StillRunning                       the session has not exited yet
     ├── NotRunning                         the session has ended (nothing to send to)
     └── WaitTimeout(TimeoutError)          a wait ran out of time
@@ -34,7 +35,10 @@ class SpawnError(Exception):
 
 
 class InvalidSpec(SpawnError, ValueError):
-    """The AgentSpec (or a provider setting) is malformed; nothing was started."""
+    """The AgentSpec, a provider setting or an argument is malformed; nothing was done.
+
+    ``field`` names the bad field or argument (``"argv"``, ``"offset"``, ``"grace"``...).
+    """
 
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
@@ -174,6 +178,21 @@ class AgentLost(SpawnError):
         )
         self.session_id = session_id
         self.pid_hint = pid_hint
+
+
+class BadLog(SpawnError, ValueError):
+    """A log cannot be read from this offset.
+
+    It is not a regular file (a FIFO or a device would block or never end), or the
+    offset is not just past a line of it: mid-line, or beyond its end because the log
+    was truncated or replaced since the offset was taken.
+    """
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        super().__init__(f"cannot read log {path!r} from offset {offset}: {reason}")
+        self.path = path
+        self.offset = offset
+        self.reason = reason
 
 
 class StillRunning(SpawnError):
