@@ -107,6 +107,12 @@ def test_killed_shim_means_unknown_not_exit_zero(spawner, workdir):
         with pytest.raises(errors.AgentLost):
             handle.stop(grace=1)
         assert proc_alive(state["pid"]), "an agent of unknown status was signalled"
+        # remove() is how an unknown session is cleared away; it signals nothing.
+        spawner.remove("orphan")
+        assert not handle.directory.exists()
+        assert proc_alive(state["pid"])
+        with pytest.raises(errors.AgentNotFound):
+            spawner.agent("orphan")
     finally:
         kill_quietly(state["pid"], group=True)
 

@@ -495,8 +495,13 @@ class Spawner:
         return self.agent(session_id).stop(grace, kill_timeout)
 
     def remove(self, session_id: str) -> None:
-        """Delete the directory of an agent that has ended."""
+        """Delete the directory of an agent that has ended, or whose status is unknown.
+
+        An unknown session (its shim died without an exit record) can be neither
+        waited for nor stopped, since its pid may be reused by now: removing its
+        directory is how it is cleared away; nothing is signalled.
+        """
         handle = self.agent(session_id)
-        if handle.status().state is not AgentState.EXITED:
+        if handle.status().state is AgentState.RUNNING:
             raise StillRunning(session_id)
         shutil.rmtree(handle.directory)

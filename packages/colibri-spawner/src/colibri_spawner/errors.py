@@ -196,7 +196,7 @@ class BadLog(SpawnError, ValueError):
 
 
 class StillRunning(SpawnError):
-    """The operation needs an agent that has exited (or whose status is unknown)."""
+    """The session is running: remove() needs one that has exited (or is unknown)."""
 
     def __init__(self, session_id: str) -> None:
         super().__init__(f"session {session_id!r} has not exited; stop it first")
