@@ -364,7 +364,15 @@ def _shim_start(
         os.close(ready_w)
     except OSError:
         pass  # the supervisor died meanwhile; it did not confirm either (below)
-    if not _confirmed(confirm_r, timeout):
+    if _confirmed(confirm_r, timeout):
+        os.close(alive_w)
+        # The agent runs: from here on, whatever happens, this process supervises it.
+        try:
+            _exec_supervisor(agent_dir, pid, lock_fd, holder, started_at, python,
+                             (in_fd, out_fd, err_fd))  # fmt: skip
+        except BaseException:
+            pass  # no interpreter could be exec'd: supervise from this process instead
+    else:
         # spawn() failed after all, or its process died before it returned: nobody
         # knows of this agent, so it must not run on. It is recorded as killed, by
         # this process, which holds alive_w until the end: spawn() waits for that
@@ -373,18 +381,6 @@ def _shim_start(
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
-        try:
-            supervise(agent_dir, pid, lock_fd, holder, started_at)
-        finally:
-            os._exit(0)
-    os.close(alive_w)
-    # The agent runs: from here on, whatever happens, this process supervises it.
-    try:
-        _exec_supervisor(agent_dir, pid, lock_fd, holder, started_at, python,
-                         (in_fd, out_fd, err_fd))  # fmt: skip
-    except BaseException:
-        pass
-    # No interpreter could be exec'd: supervise from this (forked) process instead.
     try:
         supervise(agent_dir, pid, lock_fd, holder, started_at)
     finally:

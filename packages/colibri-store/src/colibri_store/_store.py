@@ -138,6 +138,9 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_OWN_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # what format_time writes, for strptime
+
+
 def format_time(moment: datetime, field: str = "time") -> str:
     """The store's timestamp form: fixed-width UTC ISO-8601 with microseconds."""
     if not isinstance(moment, datetime):
@@ -180,6 +183,17 @@ def _check_text(field: str, value: Any, *, limit: int, required: bool) -> str | 
     if len(value) > limit:
         raise InvalidInput(field, f"is {len(value)} characters long; the limit is {limit}")
     return value
+
+
+def _plain_title(title: Any) -> bool:
+    """A title ``_check_text`` would pass, known with the cheapest tests (hot paths)."""
+    return (
+        type(title) is str
+        and 0 < len(title) <= MAX_TITLE
+        and title.isascii()
+        and "\x00" not in title
+        and bool(title.strip())
+    )
 
 
 def _check_int(field: str, value: Any, *, low: int, high: int) -> int:
@@ -1400,7 +1414,7 @@ class Store:
         task's lease, instead of the store's default.
         """
         if (
-            type(title) is str
+            _plain_title(title)
             and description is None
             and required_capabilities == ()
             and priority == 0
@@ -1414,10 +1428,6 @@ class Store:
             and concurrency_limit is None
             and not_before is None
             and lease_seconds is None
-            and 0 < len(title) <= MAX_TITLE
-            and title.isascii()
-            and "\x00" not in title
-            and title.strip()
         ):
             # The common call, a title and defaults: the row needs no further checks.
             with self._write() as tx:
@@ -1471,15 +1481,9 @@ class Store:
             if item.keys() == _TITLE_ONLY:
                 # The common bulk case: only a title; everything else takes its default.
                 title = item["title"]
-                if (
-                    type(title) is str
-                    and 0 < len(title) <= MAX_TITLE
-                    and title.isascii()
-                    and title.strip()
-                ):
-                    if "\x00" not in title:
-                        prepared.append(({**plain, "title": title}, ()))
-                        continue
+                if _plain_title(title):
+                    prepared.append(({**plain, "title": title}, ()))
+                    continue
             title_only = False
             if not item.keys() <= _TASK_ARGS:
                 unknown = sorted(set(item) - _TASK_ARGS, key=repr)
@@ -2540,7 +2544,7 @@ class Store:
         rows = self._fetch("next_due", {"now": format_time(now)})
         if not rows or rows[0][0] is None:
             return None
-        due = datetime.strptime(rows[0][0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        due = datetime.strptime(rows[0][0], _OWN_TIME).replace(tzinfo=UTC)
         return (due - now).total_seconds()
 
     # ------------------------------------------------------------ agents
@@ -2985,7 +2989,6 @@ def _check_import_task(index: int, row: Mapping[str, Any]) -> None:
 _IMPORT_OWN_TIMES = frozenset(
     {"not_before", "lease_expires_at", "started_at", "finished_at", "last_seen"}
 )
-_OWN_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def _is_own_time(value: str) -> bool:
