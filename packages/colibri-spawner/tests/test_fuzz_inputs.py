@@ -617,3 +617,40 @@ def test_a_spawn_interrupted_at_any_moment_leaves_nothing_running(spawner, data_
             for pid in pids:
                 kill_quietly(pid)
     assert leaked == [], "an interrupted spawn left its agent running"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the agents")
+@pytest.mark.parametrize("stall", [1.6, 30.0], ids=["slow", "hung"])
+def test_a_shim_that_misses_its_start_timeout_leaves_no_agent(
+    data_dir, workdir, monkeypatch, stall
+):
+    # The shim has started the agent, then stalls (a slow or hung disk, say) before it
+    # reports: spawn() gives up after start_timeout, and the agent must not run on,
+    # whether the shim later recovers (slow) or never does (hung).
+    from colibri_spawner import _shim
+
+    marker = f"colibri-fuzz-stall-{os.getpid()}-{stall}"
+    me = os.getpid()
+    real_write = _shim.write_json_atomic
+
+    def stalling_write(directory: str, name: str, obj: Any, **kw: Any) -> None:
+        if name == _shim.STATE and os.getpid() != me:  # in the forked shim, after the spawn
+            deadline = time.monotonic() + 10
+            while not _processes_with(marker) and time.monotonic() < deadline:
+                time.sleep(0.005)  # the agent is running: now stall
+            time.sleep(stall)
+        real_write(directory, name, obj, **kw)
+
+    monkeypatch.setattr(_shim, "write_json_atomic", stalling_write)
+    spawner = Spawner(data_dir, start_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(errors.StartFailed, match="did not report"):
+        spawner.spawn(_sh("stall", workdir, "sleep 60", env={"M": marker}))
+    assert time.monotonic() - started < 5  # bounded, even when the shim never recovers
+    deadline = time.monotonic() + 10
+    while (alive := _processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for pid in alive:
+        kill_quietly(pid)
+    assert alive == [], "the agent of a shim that missed its start timeout runs on"
+    assert not (data_dir / "agents" / "stall").exists()

@@ -108,7 +108,10 @@ def launch(
     """Start the shim and the agent; return them with the shim's ready message.
 
     The message is ``{"ok": true, "pid", "shim_pid", "started_at"}`` or
-    ``{"ok": false, "error"}``. Raises ``TimeoutError`` if the shim does not answer.
+    ``{"ok": false, "error"}``, after a ``{"spawned": pid}`` line once the agent exists.
+    Raises ``TimeoutError`` if the shim does not answer in time; a spawned agent is
+    killed then, and the shim is given as long again to record that before it is
+    killed too (so a spawn that times out returns within twice the timeout).
     An "ok" start must then be confirmed (``Started.confirm``) or abandoned; if this
     function raises instead (an exception from a signal handler, KeyboardInterrupt),
     it abandons the start itself.
@@ -143,22 +146,30 @@ def launch(
         os.close(ready_w)
         os.close(confirm_r)
         os.close(alive_w)
+        partial: list[bytes] = []
         try:
-            data = _read_all(ready_r, timeout)
+            data = _read_all(ready_r, timeout, partial)
         finally:
             os.close(ready_r)
             _reap_intermediate(child)
+        lines = [json.loads(line) for line in b"".join(partial).splitlines(keepends=True)
+                 if line.endswith(b"\n")]  # fmt: skip
         if data is None:
-            # The shim is in the intermediate's process group: take it down, not the agent.
-            try:
-                os.killpg(child, signal.SIGKILL)
-            except OSError:
-                pass
+            # The shim stalled. If it had started the agent (it says so at once), kill
+            # that now: the shim cannot reap it before it sees this spawn abandoned, so
+            # the pid is still the agent's. abandon() (below) then ends the shim.
+            for line in lines:
+                if "spawned" in line:
+                    try:
+                        os.killpg(int(line["spawned"]), signal.SIGKILL)
+                    except OSError:
+                        pass
             raise TimeoutError(f"the shim did not report within {timeout:g} s")
-        if not data:
+        reports = [line for line in lines if "ok" in line]
+        if not reports:
             started.message = {"ok": False, "error": "the shim exited without reporting"}
         else:
-            started.message = json.loads(data.splitlines()[0])
+            started.message = reports[-1]
         if not started.message.get("ok"):
             started.close()  # the shim has exited: nothing to confirm
     except BaseException:
@@ -259,11 +270,13 @@ def _msg(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(obj).encode() + b"\n"
 
 
-def _read_all(fd: int, timeout: float) -> bytes | None:
+def _read_all(fd: int, timeout: float, chunks: list[bytes] | None = None) -> bytes | None:
+    """Everything up to EOF, or None after ``timeout`` (what came is left in ``chunks``)."""
     import select
 
     deadline = time.monotonic() + timeout
-    chunks: list[bytes] = []
+    if chunks is None:
+        chunks = []
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -340,6 +353,12 @@ def _shim_start(
                 ready_w, _msg({"ok": False, "error": f"exec {argv[0]!r} failed: [{code}] {exc}"})
             )
             os._exit(1)
+        try:
+            # First of all, so that a supervisor giving up on a stalled shim (a slow
+            # disk below) can still end the agent.
+            os.write(ready_w, _msg({"spawned": pid}))
+        except OSError:
+            pass  # the supervisor is gone: it confirms nothing, so the agent ends below
         write_json_atomic(
             agent_dir,
             STATE,
