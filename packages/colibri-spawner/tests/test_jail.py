@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
 import pytest
 from conftest import TEST_AGENT, events
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from colibri_spawner import (
     AgentSpec,
@@ -172,6 +175,39 @@ def test_ephemeral_jail_is_removed_when_the_agent_is_stopped(fake, data_dir):
     assert handle.stop(grace=5).signal == signal.SIGTERM
     assert not (fake.state / "colibri-e2").exists()
     assert not (fake.base / "colibri-e2").exists()
+
+
+def test_ephemeral_names_of_distinct_ids_differ_and_plain_ids_stay_as_they_are():
+    provider = JailProvider()
+    assert provider.ephemeral_name("task-17_b") == "colibri-task-17_b"
+    dotted = provider.ephemeral_name("a.b")
+    assert re.fullmatch(r"colibri-a_b-[0-9a-f]{12}", dotted)
+    # An id spelled like the changed name of another gets a suffix of its own.
+    lookalike = dotted.removeprefix("colibri-")
+    assert provider.ephemeral_name(lookalike) not in (dotted, "colibri-" + lookalike)
+    assert len({provider.ephemeral_name(i) for i in ("a.b", "a_b", lookalike, "a-b")}) == 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", fullmatch=True), min_size=2,
+                max_size=6, unique=True))  # fmt: skip
+def test_ephemeral_names_are_jail_safe_and_never_shared(ids):
+    provider = JailProvider()
+    names = [provider.ephemeral_name(i) for i in ids]
+    assert len(set(names)) == len(ids)
+    for name in names:
+        assert re.fullmatch(r"colibri-[A-Za-z0-9_-]+", name) and len(name) <= 150
+
+
+def test_sessions_whose_ids_differ_only_by_dot_and_underscore_run_at_once(fake, data_dir):
+    spawner = Spawner(data_dir, providers=[fake.provider()])
+    handles = [spawner.spawn(_spec(sid, "--hang")) for sid in ("a.b", "a_b")]
+    jails = [h.spec["details"]["jail"] for h in handles]
+    assert len(set(jails)) == 2 and all((fake.state / j).exists() for j in jails)
+    for handle in handles:
+        handle.wait_lines(0, 20)
+        handle.stop(grace=5)
+    assert not any((fake.state / j).exists() or (fake.base / j).exists() for j in jails)
 
 
 def test_static_jail_is_entered_and_left_alone(fake, data_dir):

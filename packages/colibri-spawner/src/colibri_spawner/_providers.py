@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -227,6 +228,7 @@ def _is_within(path: str, root: str) -> bool:
 
 
 _JAIL_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_JAIL_NAME_DIGEST = re.compile(r"-[0-9a-f]{12}\Z")  # the suffix ephemeral_name may add
 
 
 @attrs.define
@@ -282,8 +284,18 @@ class JailProvider:
         return self._check_inside_base(root)
 
     def ephemeral_name(self, session_id: str) -> str:
-        """The jail name for a session: the prefix, then the id made jail-safe."""
-        return self.ephemeral_prefix + _JAIL_NAME_UNSAFE.sub("_", session_id)
+        """The jail name for a session: the prefix, then the id made jail-safe.
+
+        An id that is jail-safe already is kept as it is. One with a ``.`` (the jail
+        hierarchy's separator) gets ``_`` for it and ``-`` plus 12 hex digits of the
+        id's SHA-256, so that ``a.b`` and ``a_b`` never share a jail; so does an id
+        that ends like such a suffix, so no kept id can equal a changed one.
+        """
+        safe = _JAIL_NAME_UNSAFE.sub("_", session_id)
+        if safe == session_id and not _JAIL_NAME_DIGEST.search(session_id):
+            return self.ephemeral_prefix + session_id
+        digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{self.ephemeral_prefix}{safe}-{digest[:12]}"
 
     def prepare(self, spec: AgentSpec, busy_jails: Callable[[], Collection[str]]) -> Prepared:
         """Pick or create the jail, then build the ``jexec`` argv."""
