@@ -7,8 +7,11 @@ baseline and the ratio (higher is better for rates). Absolute numbers drift by
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,6 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 REPEATS = 5
+SCALING_REPEATS = 3
+WORKERS_SCRIPT = Path(__file__).resolve().parents[1] / "tests" / "workers.py"
+RAW_SCRIPT = Path(__file__).resolve().parent / "raw_drain.py"
 Measured = int | tuple[int, float]
 
 
@@ -103,3 +109,51 @@ ACK_SQL = (
     "UPDATE tasks SET status = 'done', finished_at = ?, updated_at = ? "
     "WHERE id = ? AND claim_epoch = ? AND status = 'started'"
 )
+
+
+def run_workers(commands: list[list[str]], total: int) -> float:
+    """Start the workers, release them together, and return the tasks per second of
+    their drains (from the first start to the last end); every task must be drained."""
+    env = {**os.environ, "PYTHONPATH": str(WORKERS_SCRIPT.parent)}
+    go = tmpdir() / "go"
+    procs = [
+        subprocess.Popen([*argv, str(go)], stdout=subprocess.PIPE, text=True, env=env)
+        for argv in commands
+    ]
+    for p in procs:  # interpreter start-up is not part of the figure
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    go.touch()
+    results = []
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        results.append(json.loads(out))
+    drained = sum(r["n"] if "n" in r else len(r["claimed"]) for r in results)
+    assert drained == total, (drained, total)
+    return total / (max(r["ended"] for r in results) - min(r["started"] for r in results))
+
+
+def store_processes_drain(url: str, mode: str, batch: int, workers: int, total: int) -> float:
+    """Tasks per second of ``workers`` store workers (``tests/workers.py MODE``) on the
+    board at ``url``, which already holds ``total`` queued tasks."""
+    argv = [sys.executable, str(WORKERS_SCRIPT), mode, url]
+    return run_workers([[*argv, f"w{i}", str(batch)] for i in range(workers)], total)
+
+
+def raw_processes_drain(kind: str, target: str, workers: int, total: int) -> float:
+    """The same drain by raw workers (``raw_drain.py``): no audit, no validation."""
+    return run_workers([[sys.executable, str(RAW_SCRIPT), kind, target]] * workers, total)
+
+
+def scaling(name: str, target: str, one_four: Callable[[int], float]) -> float:
+    """Print and return 4-process vs 1-process throughput, medians of alternated runs."""
+    ones, fours = [], []
+    for _ in range(SCALING_REPEATS):
+        ones.append(one_four(1))
+        fours.append(one_four(4))
+    one, four = statistics.median(ones), statistics.median(fours)
+    print(
+        f"{name:<52} 1: {one:>10,.0f}/s   4: {four:>10,.0f}/s   ratio {four / one:5.2f}x"
+        f"   ({target})",
+        flush=True,
+    )
+    return four / one

@@ -13,18 +13,25 @@
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from _bench import ACK_SQL, CLAIM_SQL, INSERT_SQL, NOW, compare, raw_sqlite, report, tmpdir
-from bench_postgres import RAW_ACK, RAW_CLAIM, RAW_INSERT
+from _bench import (
+    ACK_SQL,
+    CLAIM_SQL,
+    INSERT_SQL,
+    NOW,
+    compare,
+    raw_processes_drain,
+    raw_sqlite,
+    report,
+    scaling,
+    store_processes_drain,
+    tmpdir,
+)
+from bench_postgres import RAW_ACK, RAW_CLAIM, RAW_INSERT, raw_pg_board
 from pgserver import PgServer, find_bindir
 
 from colibri_store import Store
@@ -32,9 +39,6 @@ from colibri_store import Store
 N = 4000
 PROCESS_TASKS = 20_000
 BATCH = 100
-SCALING_REPEATS = 3
-WORKERS_SCRIPT = Path(__file__).resolve().parents[1] / "tests" / "workers.py"
-RAW_SCRIPT = Path(__file__).resolve().parent / "raw_drain.py"
 
 
 def store_batch_drain(store: Store, agent_id: int, n: int) -> int:
@@ -47,37 +51,10 @@ def store_batch_drain(store: Store, agent_id: int, n: int) -> int:
 
 
 def processes_drain(url: str, workers: int, total: int) -> float:
-    """Tasks per second of ``workers`` processes draining one board, start-up excluded."""
+    """Tasks per second of ``workers`` processes draining one board in batches."""
     with Store.open(url) as s:
         s.create_tasks([{"title": f"t{i}"} for i in range(total)])
-    argv = [sys.executable, str(WORKERS_SCRIPT), "drain_batches", url]
-    return run_workers([[*argv, f"w{i}", str(BATCH)] for i in range(workers)], total)
-
-
-def raw_processes_drain(kind: str, target: str, workers: int, total: int) -> float:
-    """The same drain by raw workers (``raw_drain.py``): no audit, no validation."""
-    return run_workers([[sys.executable, str(RAW_SCRIPT), kind, target]] * workers, total)
-
-
-def run_workers(commands: list[list[str]], total: int) -> float:
-    """Start the workers, release them together, and return the tasks per second of
-    their drains (from the first start to the last end); every task must be drained."""
-    env = {**os.environ, "PYTHONPATH": str(WORKERS_SCRIPT.parent)}
-    go = tmpdir() / "go"
-    procs = [
-        subprocess.Popen([*argv, str(go)], stdout=subprocess.PIPE, text=True, env=env)
-        for argv in commands
-    ]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-    go.touch()
-    results = []
-    for p in procs:
-        out, _ = p.communicate(timeout=600)
-        results.append(json.loads(out))
-    drained = sum(r["n"] if "n" in r else len(r["claimed"]) for r in results)
-    assert drained == total, (drained, total)
-    return total / (max(r["ended"] for r in results) - min(r["started"] for r in results))
+    return store_processes_drain(url, "drain_batches", BATCH, workers, total)
 
 
 def raw_sqlite_board(path: Path, total: int) -> str:
@@ -90,21 +67,6 @@ def raw_sqlite_board(path: Path, total: int) -> str:
     conn.execute("COMMIT")
     conn.close()
     return str(path)
-
-
-def scaling(name: str, target: str, one_four: Callable[[int], float]) -> float:
-    """Print and return 4-process vs 1-process throughput, medians of alternated runs."""
-    ones, fours = [], []
-    for _ in range(SCALING_REPEATS):
-        ones.append(one_four(1))
-        fours.append(one_four(4))
-    one, four = statistics.median(ones), statistics.median(fours)
-    print(
-        f"{name:<52} 1: {one:>10,.0f}/s   4: {four:>10,.0f}/s   ratio {four / one:5.2f}x"
-        f"   ({target})",
-        flush=True,
-    )
-    return four / one
 
 
 def wake_latency(url: str, samples: int = 40) -> tuple[float, float]:
@@ -238,21 +200,7 @@ def postgres_figures() -> None:
         total = PROCESS_TASKS // 2
 
         def raw_board(workers: int) -> float:
-            schema = server.new_schema()
-            Store.open(server.url(schema)).close()
-            with psycopg.connect(
-                host=str(server.sock),
-                user=server.user,
-                dbname="postgres",
-                autocommit=True,
-                options=f"-csearch_path={schema}",
-            ) as conn:
-                conn.execute("INSERT INTO agents (name, created_at) VALUES ('raw', %s)", (NOW,))
-                with conn.transaction():
-                    conn.cursor().executemany(
-                        RAW_INSERT, [(f"t{i}", NOW, NOW) for i in range(total)]
-                    )
-            target = f"{server.sock}|{server.user}|{schema}"
+            target = raw_pg_board(server, total)
             return raw_processes_drain("postgresql", target, workers, total)
 
         scaling("raw psycopg 4 vs 1, batches", "engine reference", raw_board)

@@ -13,7 +13,9 @@ KIND is one of:
   (``<db>-writer.lock``), so it shows what SQLite allows with the store's ordering;
 - ``postgresql``: raw psycopg, the candidates in a CTE with ``FOR UPDATE SKIP
   LOCKED``, autocommit claims and one transaction of acks. TARGET is
-  ``socket_dir|user|schema``.
+  ``socket_dir|user|schema``;
+- ``postgresql-one``: the same one task at a time, claim and ack each its own
+  (autocommit) transaction, as the store's one-task figure does.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ SQLITE_ACK = (
 )
 PG_CLAIM = (
     "WITH c AS (SELECT id FROM tasks WHERE status = 'queued' ORDER BY priority DESC, id "
-    f"LIMIT {BATCH} FOR UPDATE SKIP LOCKED) UPDATE tasks t SET status = 'started', "
+    "LIMIT {n} FOR UPDATE SKIP LOCKED) UPDATE tasks t SET status = 'started', "
     "agent_id = 1, claim_epoch = t.claim_epoch + 1, lease_expires_at = %s, updated_at = %s, "
     "started_at = %s FROM c WHERE t.id = c.id RETURNING t.id, t.claim_epoch"
 )
@@ -77,18 +79,24 @@ def sqlite_worker(path: str, flock: bool) -> tuple[Callable[[], list[Any]], Call
     return claim, ack
 
 
-def postgresql_worker(target: str) -> tuple[Callable[[], list[Any]], Callable[..., None]]:
+def postgresql_worker(
+    target: str, batch: int
+) -> tuple[Callable[[], list[Any]], Callable[..., None]]:
     import psycopg
 
     host, user, schema = target.split("|")
     conn = psycopg.connect(
         host=host, user=user, dbname="postgres", autocommit=True, options=f"-csearch_path={schema}"
     )
+    claim_sql = PG_CLAIM.format(n=batch)
 
     def claim() -> list[Any]:
-        return conn.execute(PG_CLAIM, (NOW, NOW, NOW)).fetchall()
+        return conn.execute(claim_sql, (NOW, NOW, NOW)).fetchall()
 
     def ack(rows: list[Any]) -> None:
+        if len(rows) == 1:  # one task per transaction: the ack is its own statement
+            conn.execute(PG_ACK, (NOW, NOW, *rows[0]))
+            return
         with conn.transaction():
             conn.cursor().executemany(PG_ACK, [(NOW, NOW, i, e) for i, e in rows])
 
@@ -97,8 +105,8 @@ def postgresql_worker(target: str) -> tuple[Callable[[], list[Any]], Callable[..
 
 def main() -> None:
     kind, target, go = sys.argv[1:4]
-    if kind == "postgresql":
-        claim, ack = postgresql_worker(target)
+    if kind in ("postgresql", "postgresql-one"):
+        claim, ack = postgresql_worker(target, BATCH if kind == "postgresql" else 1)
     elif kind in ("sqlite", "sqlite-flock"):
         claim, ack = sqlite_worker(target, flock=kind == "sqlite-flock")
     else:

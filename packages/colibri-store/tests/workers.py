@@ -19,6 +19,7 @@ def drain(url: str, agent_name: str, batch: int, go_file: str | None = None) -> 
 
     With ``go_file``: print "ready" and start only once that file exists, so that the
     processes drain together (a fast first process could otherwise drain it alone).
+    The wall-clock start and end of the drain itself are reported too.
     """
     claimed: list[int] = []
     errors: list[str] = []
@@ -29,6 +30,7 @@ def drain(url: str, agent_name: str, batch: int, go_file: str | None = None) -> 
             deadline = time.monotonic() + 120
             while not os.path.exists(go_file) and time.monotonic() < deadline:
                 time.sleep(0.001)
+        started = time.time()
         while True:
             try:
                 tasks = store.claim_batch(agent.id, batch, start=True)
@@ -43,7 +45,8 @@ def drain(url: str, agent_name: str, batch: int, go_file: str | None = None) -> 
                     store.complete(task.id, task.claim_epoch, usage={"cost_micros": 1})
                 except Exception as exc:
                     errors.append(repr(exc))
-    print(json.dumps({"claimed": claimed, "errors": errors}))
+        ended = time.time()
+    print(json.dumps({"claimed": claimed, "errors": errors, "started": started, "ended": ended}))
 
 
 def drain_batches(url: str, agent_name: str, batch: int, go_file: str | None = None) -> None:
