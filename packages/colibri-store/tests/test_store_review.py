@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_url
+from conftest import FakeClock, make_url
 
 from colibri_store import InvalidInput, Store
 
@@ -74,3 +75,50 @@ def test_import_takes_a_diamond_of_dependencies(db_url: str, tmp_path: Path) -> 
         dst.import_json(doc)
         assert dst.get_task(3).depends_on == (1, 2)
         assert [t.id for t in dst.list_tasks(ready=True)] == [1]
+
+
+_END = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+
+
+def test_expiry_whose_backoff_ends_after_9999_is_refused_typed(store: Store) -> None:
+    """expire_leases(now=...) near datetime.max raised OverflowError (no StoreError)."""
+    agent = store.register_agent("a")
+    store.create_task("t", max_attempts=5)
+    held = store.claim_next(agent.id)
+    assert held is not None
+    seq = len(store.audit_events())
+    with pytest.raises(InvalidInput, match="now"):
+        store.expire_leases(now=_END)
+    assert store.get_task(held.id) == held
+    assert len(store.audit_events()) == seq
+
+
+def test_a_lease_ending_after_9999_is_refused_typed(db_url: str) -> None:
+    """A claim, heartbeat or extend_lease whose lease ends past datetime.max raised
+    OverflowError; it is now InvalidInput, and nothing changes."""
+    clock = FakeClock()
+    with Store.open(db_url, clock=clock, actor="test", lease_seconds=60) as store:
+        agent = store.register_agent("a")
+        task = store.create_task("t")
+        held = store.claim(task.id, agent.id)
+        clock.now = _END - timedelta(days=1)
+        seq = len(store.audit_events())
+        with pytest.raises(InvalidInput, match="lease_seconds"):
+            store.extend_lease(held.id, held.claim_epoch, 366 * 86400)
+        with pytest.raises(InvalidInput, match="lease_seconds"):
+            store.heartbeat(held.id, held.claim_epoch, lease_seconds=2 * 86400)
+        assert store.get_task(held.id) == held
+        assert len(store.audit_events()) == seq
+        store.complete(held.id, store.start(held.id, held.claim_epoch).claim_epoch)
+        other = store.create_task("other")
+        clock.now = _END
+        seq = len(store.audit_events())
+        for claim in (
+            lambda: store.claim_next(agent.id),
+            lambda: store.claim_batch(agent.id, 5),
+            lambda: store.claim(other.id, agent.id),
+        ):
+            with pytest.raises(InvalidInput, match="lease_seconds"):
+                claim()
+        assert store.get_task(other.id) == other
+        assert len(store.audit_events()) == seq

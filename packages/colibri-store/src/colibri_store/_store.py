@@ -1375,12 +1375,15 @@ class Store:
         )
 
     def _lease_until(self, now: datetime, lease_seconds: float | None) -> str:
-        if lease_seconds is None:
-            seconds = self.lease_seconds
-            if self._lease_delta[0] != seconds:  # lease_seconds is a public attribute
-                self._lease_delta = (seconds, timedelta(seconds=seconds))
-            return format_time(now + self._lease_delta[1])
-        return format_time(now + timedelta(seconds=_check_lease(lease_seconds)))
+        try:
+            if lease_seconds is None:
+                seconds = self.lease_seconds
+                if self._lease_delta[0] != seconds:  # lease_seconds is a public attribute
+                    self._lease_delta = (seconds, timedelta(seconds=seconds))
+                return format_time(now + self._lease_delta[1])
+            return format_time(now + timedelta(seconds=_check_lease(lease_seconds)))
+        except OverflowError:  # past datetime.max (year 9999): a typed refusal instead
+            raise InvalidInput("lease_seconds", f"the lease from {now} ends after 9999") from None
 
     # ------------------------------------------------------------ tasks
 
@@ -2315,7 +2318,12 @@ class Store:
             if task.status is TaskStatus.QUEUED and task.attempts > 0:
                 delay = min(self.backoff_cap, self.backoff_base * 2 ** min(task.attempts - 1, 60))
                 delay *= 1 + self.backoff_jitter * self._rng.uniform(-1.0, 1.0)
-                not_before = format_time(tx.now + timedelta(seconds=delay))
+                try:
+                    not_before = format_time(tx.now + timedelta(seconds=delay))
+                except OverflowError:  # past datetime.max (year 9999)
+                    raise InvalidInput(
+                        "now", f"the retry backoff from {tx.now} ends after 9999"
+                    ) from None
                 tx.run("set_not_before", {"id": task.id, "not_before": not_before})
                 task = attrs.evolve(task, not_before=not_before)
             out.append(task)
