@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from conftest import FakeClock, make_url
 
-from colibri_store import InvalidInput, Store
+from colibri_store import InvalidInput, Store, TaskStatus
+from colibri_store._store import _PG_AUDIT_LOCK
 
 
 def _backend(db_url: str) -> str:
@@ -122,3 +127,85 @@ def test_a_lease_ending_after_9999_is_refused_typed(db_url: str) -> None:
                 claim()
         assert store.get_task(other.id) == other
         assert len(store.audit_events()) == seq
+
+
+def _advisory_waiters(url: sa.URL) -> int:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        n = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).scalar_one()
+    engine.dispose()
+    return int(n)
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(500):  # 10 s at most
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_key_limit_holds_when_a_concurrent_claim_of_a_higher_limit_commits_first(
+    pg_url: str,
+) -> None:
+    """PostgreSQL: tasks sharing a key with different limits, claimed concurrently.
+
+    Transaction A claims three tasks of key "k" with limit 10; transaction B, whose
+    claim statement cannot see A's uncommitted claims, claims three of limit 1. A
+    commits first; B then counts six active tasks, a surplus of five for its three.
+    The give-back sliced its batch with a negative start (``mine[3 - 5:]``) and
+    returned only two, so a limit-1 task ran beside three others. Now all three go
+    back, as a claim made after A's commit would have found.
+    """
+    a_store = Store.open(pg_url, actor="a", lease_seconds=60)
+    b_store = Store.open(pg_url, actor="b", lease_seconds=60)
+    engine = sa.create_engine(a_store._engine.url, poolclass=sa.pool.NullPool)
+    holder = engine.raw_connection()
+    try:
+        a = a_store.register_agent("a").id
+        b = b_store.register_agent("b").id
+        wide = [
+            a_store.create_task(f"wide {i}", concurrency_key="k", concurrency_limit=10, priority=5)
+            for i in range(3)
+        ]
+        narrow = [
+            a_store.create_task(f"narrow {i}", concurrency_key="k", concurrency_limit=1)
+            for i in range(3)
+        ]
+        # Hold the audit chain's lock: A settles its key (taking the key's lock) and
+        # then waits here, uncommitted, with its three rows locked.
+        cur = holder.cursor()
+        cur.execute(f"SELECT pg_advisory_lock({_PG_AUDIT_LOCK})")
+        got: dict[str, Any] = {}
+
+        def claim(name: str, store: Store, agent: int) -> None:
+            try:
+                got[name] = store.claim_batch(agent, 3)
+            except BaseException as exc:
+                got[name] = exc
+
+        ta = threading.Thread(target=claim, args=("a", a_store, a))
+        ta.start()
+        _until(lambda: _advisory_waiters(engine.url) == 1, "A to wait for the chain lock")
+        # B's claim skips A's locked rows and sees none of A's claims; its settling
+        # then waits for the key's lock, which A holds until it commits.
+        tb = threading.Thread(target=claim, args=("b", b_store, b))
+        tb.start()
+        _until(lambda: _advisory_waiters(engine.url) == 2, "B to wait for the key lock")
+        cur.execute(f"SELECT pg_advisory_unlock({_PG_AUDIT_LOCK})")
+        ta.join(10)
+        tb.join(10)
+        assert not ta.is_alive() and not tb.is_alive()
+        assert [t.id for t in got["a"]] == [t.id for t in wide]
+        assert got["b"] == []
+        for task in narrow:
+            assert a_store.get_task(task.id).status is TaskStatus.QUEUED
+        assert a_store.counts()[TaskStatus.CLAIMED] == 3
+        assert a_store.verify_chain().ok
+    finally:
+        holder.close()
+        engine.dispose()
+        a_store.close()
+        b_store.close()

@@ -2094,7 +2094,10 @@ class Store:
                 mine = [t for t in keyed if t.concurrency_key == key]
                 limit = min(t.concurrency_limit or 1 for t in mine)
                 active = tx.run("active_with_key", {"key": key}).fetchall()[0][0]
-                for task in reversed(mine[len(mine) - max(0, active - limit) :]):
+                # The surplus may exceed this batch (another transaction's claims of the
+                # key, with a higher limit, committed meanwhile): then all of it goes back.
+                keep = max(0, len(mine) - max(0, active - limit))
+                for task in reversed(mine[keep:]):
                     tx.run("unclaim", {"id": task.id, "epoch": task.claim_epoch})
                     dropped.add(task.id)
             claimed = [t for t in claimed if t.id not in dropped]
