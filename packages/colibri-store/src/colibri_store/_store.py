@@ -1375,12 +1375,15 @@ class Store:
         )
 
     def _lease_until(self, now: datetime, lease_seconds: float | None) -> str:
-        if lease_seconds is None:
-            seconds = self.lease_seconds
-            if self._lease_delta[0] != seconds:  # lease_seconds is a public attribute
-                self._lease_delta = (seconds, timedelta(seconds=seconds))
-            return format_time(now + self._lease_delta[1])
-        return format_time(now + timedelta(seconds=_check_lease(lease_seconds)))
+        try:
+            if lease_seconds is None:
+                seconds = self.lease_seconds
+                if self._lease_delta[0] != seconds:  # lease_seconds is a public attribute
+                    self._lease_delta = (seconds, timedelta(seconds=seconds))
+                return format_time(now + self._lease_delta[1])
+            return format_time(now + timedelta(seconds=_check_lease(lease_seconds)))
+        except OverflowError:  # past datetime.max (year 9999): a typed refusal instead
+            raise InvalidInput("lease_seconds", f"the lease from {now} ends after 9999") from None
 
     # ------------------------------------------------------------ tasks
 
@@ -2091,7 +2094,10 @@ class Store:
                 mine = [t for t in keyed if t.concurrency_key == key]
                 limit = min(t.concurrency_limit or 1 for t in mine)
                 active = tx.run("active_with_key", {"key": key}).fetchall()[0][0]
-                for task in reversed(mine[len(mine) - max(0, active - limit) :]):
+                # The surplus may exceed this batch (another transaction's claims of the
+                # key, with a higher limit, committed meanwhile): then all of it goes back.
+                keep = max(0, len(mine) - max(0, active - limit))
+                for task in reversed(mine[keep:]):
                     tx.run("unclaim", {"id": task.id, "epoch": task.claim_epoch})
                     dropped.add(task.id)
             claimed = [t for t in claimed if t.id not in dropped]
@@ -2315,7 +2321,12 @@ class Store:
             if task.status is TaskStatus.QUEUED and task.attempts > 0:
                 delay = min(self.backoff_cap, self.backoff_base * 2 ** min(task.attempts - 1, 60))
                 delay *= 1 + self.backoff_jitter * self._rng.uniform(-1.0, 1.0)
-                not_before = format_time(tx.now + timedelta(seconds=delay))
+                try:
+                    not_before = format_time(tx.now + timedelta(seconds=delay))
+                except OverflowError:  # past datetime.max (year 9999)
+                    raise InvalidInput(
+                        "now", f"the retry backoff from {tx.now} ends after 9999"
+                    ) from None
                 tx.run("set_not_before", {"id": task.id, "not_before": not_before})
                 task = attrs.evolve(task, not_before=not_before)
             out.append(task)
@@ -2883,6 +2894,8 @@ class Store:
                     _check_import_row(table, index, row)
                 if table is audit_events:
                     _check_import_chain(rows)
+                if table is task_dependencies:
+                    _check_import_acyclic(rows)
                 if rows:
                     q = _Compiled(
                         sa.insert(table).values({n: _B(n) for n in names}), self._engine.dialect
@@ -2924,7 +2937,11 @@ def _check_import_row(table: sa.Table, index: int, row: Mapping[str, Any]) -> No
         if python_type is int:
             # INTEGER is 32-bit on PostgreSQL (and in the original's schema).
             high = 2**62 if isinstance(column.type, sa.BigInteger) else MAX_INT4
-            _check_int(field, value, low=-high - 1 if column.name == "priority" else 0, high=high)
+            if column.name in _IMPORT_IDS:
+                low = 1  # the API refuses id 0: such a row could never be read or moved
+            else:
+                low = -high - 1 if column.name == "priority" else 0
+            _check_int(field, value, low=low, high=high)
         elif python_type is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidInput(field, f"must be a number, not {type(value).__name__}")
@@ -2985,6 +3002,37 @@ def _check_import_task(index: int, row: Mapping[str, Any]) -> None:
         raise InvalidInput(f"{field}.dedupe_key", "must not be empty (null is no key)")
 
 
+def _check_import_acyclic(rows: list[Any]) -> None:
+    """No task may wait for itself, directly or through others (add_dependency's rule):
+    a task in a cycle would never be ready."""
+    edges: dict[int, list[int]] = {}
+    for row in rows:
+        edges.setdefault(row["task_id"], []).append(row["depends_on"])
+    state: dict[int, int] = {}  # 1: on the current path, 2: known to reach no cycle
+    for root in sorted(edges):
+        if state.get(root):
+            continue
+        path, stack = [root], [iter(edges[root])]
+        state[root] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt]
+                raise InvalidInput(
+                    "tables.task_dependencies",
+                    f"holds a dependency cycle {cycle}; refusing to import it",
+                )
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(edges.get(nxt, ())))
+
+
+# Integer columns holding ids, which the API takes from 1 up.
+_IMPORT_IDS = frozenset({"id", "agent_id", "task_id", "depends_on"})
 # Timestamps only this code writes (the original's tables had created_at/updated_at only).
 _IMPORT_OWN_TIMES = frozenset(
     {"not_before", "lease_expires_at", "started_at", "finished_at", "last_seen"}
