@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import stat
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ _TEMP_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O
 _SYMLINK_ERRNOS: Final = frozenset({errno.ELOOP, errno.EMLINK})
 _PASSWD_CAP: Final = 4 * 1024 * 1024
 _ENV_CAP: Final = 16 * 1024 * 1024
+_TEMP_HEX: Final = 16
 
 
 def split_components(path: str, what: str) -> list[str]:
@@ -295,7 +297,7 @@ class JailTarget:
                 raise EnvWriteFailed(self.path_shown, "a directory is in the way")
         except FileNotFoundError:
             pass
-        tmp = f".{self.file_name}.colibri-{secrets.token_hex(8)}.tmp"
+        tmp = f".{self.file_name}.colibri-{secrets.token_hex(_TEMP_HEX // 2)}.tmp"
         try:
             fd = os.open(tmp, _TEMP_FLAGS, 0o600, dir_fd=dir_fd)
         except OSError as exc:
@@ -323,6 +325,34 @@ class JailTarget:
                     os.unlink(tmp, dir_fd=dir_fd)
                 except OSError:
                     pass
+
+    def remove_leftovers(self) -> list[str]:
+        """Unlink the temporary files an interrupted :meth:`write` left beside the target
+        (a crash or SIGKILL between create and rename): they hold an older set of
+        secrets, which would otherwise stay in the jail after the vault dropped them.
+
+        Only regular files named exactly like :meth:`write`'s temporaries go; unlink
+        never follows a symlink. Returns the names removed."""
+        dir_fd = self._dir()
+        pattern = re.compile(
+            rf"\.{re.escape(self.file_name)}\.colibri-[0-9a-f]{{{_TEMP_HEX}}}\.tmp", re.ASCII
+        )
+        removed = []
+        for name in os.listdir(dir_fd):
+            if not pattern.fullmatch(name):
+                continue
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode):
+                    os.unlink(name, dir_fd=dir_fd)
+                    removed.append(name)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise EnvWriteFailed(
+                    f"{self.path_shown} (leftover {name})", exc.strerror or str(exc), exc.errno
+                ) from None
+        return removed
 
 
 def default_jail_root(allowed_base: str, tenant: str) -> str:

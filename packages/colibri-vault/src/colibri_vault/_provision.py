@@ -392,6 +392,8 @@ def provision(
             )
             content = render_env_file(variables, vault.env_format)
             try:
+                # Before the write: if they cannot go, nothing is written either.
+                leftovers = target.remove_leftovers()
                 if target.is_current(content):
                     action = ProvisionAction.UNCHANGED
                 else:
@@ -402,6 +404,13 @@ def provision(
                 raise EnvWriteFailed(
                     target.path_shown, exc.strerror or str(exc), exc.errno
                 ) from None
+        if leftovers:
+            log.warning(
+                "tenant %s: removed %d temporary file(s) an interrupted write left beside %s",
+                tenant,
+                len(leftovers),
+                target.path_shown,
+            )
         result = ProvisionResult(
             tenant,
             action,
