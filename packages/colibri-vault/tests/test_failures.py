@@ -110,6 +110,29 @@ def test_hanging_bw_is_killed_with_its_process_group(world: World) -> None:
     assert world.commands()[-1] == "lock"  # the lock after the timeout still ran
 
 
+def test_the_process_group_is_signalled_only_while_bw_is_unreaped(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bw's pid is its group's id. Once bw is reaped (and its group empty) the kernel may
+    # give that pid to a new process, e.g. an agent spawned into its own session: a
+    # killpg then would SIGKILL it. So every killpg must come while bw is still a zombie.
+    real_killpg = os.killpg
+    seen: list[tuple[int, str]] = []
+
+    def spy(pgid: int, sig: int) -> None:
+        try:
+            state = os.waitid(os.P_PID, pgid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            seen.append((pgid, "running" if state is None else "zombie"))
+        except ChildProcessError:
+            seen.append((pgid, "reaped"))
+        real_killpg(pgid, sig)
+
+    monkeypatch.setattr(os, "killpg", spy)
+    assert world.run("tenant-alpha").action is ProvisionAction.CREATED
+    assert len(seen) == len(world.calls()) == 9
+    assert {state for _, state in seen} == {"zombie"}, seen
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
