@@ -25,6 +25,7 @@ import attrs
 
 from colibri_vault.errors import (
     EnvWriteFailed,
+    JailTargetError,
     JailUserMissing,
     TargetEscapesRoot,
     UnsafeJailUser,
@@ -203,6 +204,8 @@ class JailTarget:
             raise TargetEscapesRoot(
                 base, f"the allowed base cannot be opened: {exc.strerror}"
             ) from None
+        self._base = base
+        self._below = below
         try:
             self._root_fd = _walk(base_fd, below, "/" + "/".join(base_parts))
         finally:
@@ -218,6 +221,7 @@ class JailTarget:
             else:
                 target_parts = split_components(env_path, "env path")
             *dirs, self.file_name = target_parts
+            self._dirs = dirs
             self.path_shown = self.root_shown + "/" + "/".join(target_parts)
             self._dir_fd = _walk(self._root_fd, dirs, self.root_shown)
         except BaseException:
@@ -255,6 +259,38 @@ class JailTarget:
         if self._dir_fd is None:
             raise EnvWriteFailed(self.path_shown, "the target is closed")
         return self._dir_fd
+
+    def check_in_place(self) -> None:
+        """Raise :class:`EnvWriteFailed` unless the directory held open since the checks
+        is still the one the path names, walked again from the allowed base.
+
+        The fd keeps a directory that was removed or renamed meanwhile (the jail
+        recreated, the home rebuilt while bw ran): a file written there would be lost,
+        with the result saying it was written."""
+        dir_fd = self._dir()
+        try:
+            base_fd = os.open(self._base, _DIR_FLAGS)
+        except OSError as exc:
+            raise EnvWriteFailed(
+                self.path_shown, f"the allowed base is gone: {exc.strerror}"
+            ) from None
+        try:
+            fd = _walk(base_fd, [*self._below, *self._dirs], self._base)
+        except JailTargetError as exc:
+            raise EnvWriteFailed(
+                self.path_shown, f"its directory changed while the secrets were fetched ({exc})"
+            ) from None
+        finally:
+            os.close(base_fd)
+        try:
+            now, held = os.fstat(fd), os.fstat(dir_fd)
+        finally:
+            os.close(fd)
+        if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            raise EnvWriteFailed(
+                self.path_shown,
+                "its directory was replaced while the secrets were fetched; provision again",
+            )
 
     def is_current(self, content: bytes) -> bool:
         """Whether the target already is exactly ``content``, 0600, owned by the user,

@@ -391,6 +391,7 @@ def provision(
                 tenant, fetched.items, policy=vault.login_items, fmt=vault.env_format
             )
             content = render_env_file(variables, vault.env_format)
+            target.check_in_place()
             try:
                 # Before the write: if they cannot go, nothing is written either.
                 leftovers = target.remove_leftovers()
