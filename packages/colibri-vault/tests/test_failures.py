@@ -426,3 +426,27 @@ def test_foreign_login_policy_needs_an_api_key(world: World) -> None:
     )
     world.fail("tenant-alpha", ServerMismatch, vault=vault)
     assert world.commands() == ["status"]
+
+
+def test_a_failed_directory_fsync_after_the_rename_does_not_claim_the_old_file_stayed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    from colibri_vault.errors import EnvWriteFailed
+
+    path = existing_env(world)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    exc = world.fail("tenant-alpha", EnvWriteFailed)
+    assert isinstance(exc, EnvWriteFailed)
+    # The rename had happened: the new secrets are what the jail sees.
+    assert "PGDATABASE='alpha'" in path.read_text()
+    assert "unchanged" not in str(exc)
+    assert exc.replaced and exc.errno == 5

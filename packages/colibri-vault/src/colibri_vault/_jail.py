@@ -352,6 +352,13 @@ class JailTarget:
             renamed = True
             os.fsync(dir_fd)
         except OSError as exc:
+            if renamed:
+                raise EnvWriteFailed(
+                    self.path_shown,
+                    f"its directory could not be synced: {exc.strerror or exc}",
+                    exc.errno,
+                    replaced=True,
+                ) from None
             raise EnvWriteFailed(self.path_shown, exc.strerror or str(exc), exc.errno) from None
         finally:
             if fd >= 0:
