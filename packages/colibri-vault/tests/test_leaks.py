@@ -71,3 +71,27 @@ def test_a_secret_file_that_is_not_utf8_never_shows_its_content(tmp_path: Path) 
     # Nothing chained either: a reporter that walks __context__ finds no bytes.
     assert exc.__context__ is None and exc.__cause__ is None
     assert isinstance(exc, ValueError)  # what UnicodeDecodeError was, for old callers
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        # json.loads("\"\\ud83d\"") gives a lone surrogate: a password from a JSON config
+        # cut in the middle of an emoji. Popen's UnicodeEncodeError held it whole.
+        ("master_password", "hunter2-pass\ud83d"),
+        ("client_secret", "hunter2-secret\udfff"),
+        ("master_password", "hunter2-pass\x00tail"),
+    ],
+)
+def test_a_secret_the_environment_cannot_carry_is_refused_without_showing_it(
+    world: World, setting: str, value: str
+) -> None:
+    exc = world.fail(
+        "tenant-alpha", VaultConfigError, vault=world.vault_settings(**{setting: Secret(value)})
+    )
+    texts = [repr(exc), str(exc), *map(repr, exc.args), *map(repr, vars(exc).values())]
+    texts.append("".join(traceback.format_exception(exc)))
+    assert not [t for t in texts if "hunter2" in t]
+    assert exc.__context__ is None
+    assert setting in str(exc)
+    assert world.calls() == []  # refused before bw runs
