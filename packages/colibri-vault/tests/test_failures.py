@@ -110,6 +110,29 @@ def test_hanging_bw_is_killed_with_its_process_group(world: World) -> None:
     assert world.commands()[-1] == "lock"  # the lock after the timeout still ran
 
 
+def test_the_process_group_is_signalled_only_while_bw_is_unreaped(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bw's pid is its group's id. Once bw is reaped (and its group empty) the kernel may
+    # give that pid to a new process, e.g. an agent spawned into its own session: a
+    # killpg then would SIGKILL it. So every killpg must come while bw is still a zombie.
+    real_killpg = os.killpg
+    seen: list[tuple[int, str]] = []
+
+    def spy(pgid: int, sig: int) -> None:
+        try:
+            state = os.waitid(os.P_PID, pgid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            seen.append((pgid, "running" if state is None else "zombie"))
+        except ChildProcessError:
+            seen.append((pgid, "reaped"))
+        real_killpg(pgid, sig)
+
+    monkeypatch.setattr(os, "killpg", spy)
+    assert world.run("tenant-alpha").action is ProvisionAction.CREATED
+    assert len(seen) == len(world.calls()) == 9
+    assert {state for _, state in seen} == {"zombie"}, seen
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -403,3 +426,27 @@ def test_foreign_login_policy_needs_an_api_key(world: World) -> None:
     )
     world.fail("tenant-alpha", ServerMismatch, vault=vault)
     assert world.commands() == ["status"]
+
+
+def test_a_failed_directory_fsync_after_the_rename_does_not_claim_the_old_file_stayed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    from colibri_vault.errors import EnvWriteFailed
+
+    path = existing_env(world)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    exc = world.fail("tenant-alpha", EnvWriteFailed)
+    assert isinstance(exc, EnvWriteFailed)
+    # The rename had happened: the new secrets are what the jail sees.
+    assert "PGDATABASE='alpha'" in path.read_text()
+    assert "unchanged" not in str(exc)
+    assert exc.replaced and exc.errno == 5

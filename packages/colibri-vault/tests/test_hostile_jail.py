@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import JAIL_UID, World, snapshot
 from dotenv import dotenv_values
 
+import colibri_vault._provision
 from colibri_vault import ProvisionAction
-from colibri_vault.errors import JailUserMissing, TargetEscapesRoot, UnsafeJailUser
+from colibri_vault.errors import (
+    EnvWriteFailed,
+    JailUserMissing,
+    TargetEscapesRoot,
+    UnsafeJailUser,
+)
 
 
 def outside(world: World, tenant: str = "tenant-alpha") -> dict[str, tuple]:
@@ -278,3 +286,68 @@ def test_missing_jail(world: World) -> None:
 def test_relative_allowed_base_is_refused(world: World) -> None:
     world.fail("tenant-alpha", TargetEscapesRoot, jail=world.jail_settings(allowed_base="jails"))
     assert world.calls() == []
+
+
+def _while_bw_runs(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
+    """Run ``action`` after the target's checks, between bw's answer and the write."""
+    real = colibri_vault._provision._Sequence.fetch
+
+    def fetch(self: Any, tenant: str) -> Any:
+        fetched = real(self, tenant)
+        action()
+        return fetched
+
+    monkeypatch.setattr(colibri_vault._provision._Sequence, "fetch", fetch)
+
+
+def test_home_rebuilt_while_bw_runs_is_an_error_not_a_lost_write(
+    world: World, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The jail moves its user's home aside and makes a fresh one during the ~25 s of bw
+    # calls. The write went into the old directory, still held open: the result said
+    # "created" at the home's path, and the new home had no .env.
+    def rebuild() -> None:
+        home.rename(home.parent / "agent.old")
+        home.mkdir()
+        os.chown(home, JAIL_UID, 1002)
+
+    _while_bw_runs(monkeypatch, rebuild)
+    exc = world.fail("tenant-alpha", EnvWriteFailed)
+    assert "replaced while the secrets were fetched" in str(exc)
+    assert list(home.iterdir()) == []
+    assert list((home.parent / "agent.old").iterdir()) == []
+    assert world.commands()[-1] == "lock"
+
+
+def test_jail_recreated_while_bw_runs_is_an_error_not_a_lost_write(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = world.base / "tenant-alpha" / "root"
+
+    def recreate() -> None:
+        root.rename(root.parent / "root.old")
+        world.make_jail("tenant-alpha")
+
+    _while_bw_runs(monkeypatch, recreate)
+    world.fail("tenant-alpha", EnvWriteFailed)
+    assert not world.env_file("tenant-alpha").exists()
+    assert not (root.parent / "root.old" / "home" / "agent" / ".env").exists()
+    # The next provision finds the new jail and writes there.
+    monkeypatch.undo()
+    assert world.run("tenant-alpha").action is ProvisionAction.CREATED
+    assert world.env_file("tenant-alpha").exists()
+
+
+def test_home_swapped_for_a_symlink_while_bw_runs_writes_nowhere_outside(
+    world: World, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def swap() -> None:
+        home.rename(home.parent / "agent.old")
+        home.symlink_to(world.host / "dir")
+
+    _while_bw_runs(monkeypatch, swap)
+    before = outside(world)
+    exc = world.fail("tenant-alpha", EnvWriteFailed)
+    assert "symbolic link" in str(exc)
+    assert outside(world) == before
+    assert not (world.host / "dir" / ".env").exists()

@@ -10,11 +10,14 @@ tests show that check is real.
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 import pytest
 from conftest import ACCOUNT, World
 
 from colibri_vault import Secret
-from colibri_vault.errors import BadMasterPassword
+from colibri_vault.errors import BadMasterPassword, VaultConfigError
 
 
 def test_the_check_sees_a_planted_value(world: World) -> None:
@@ -50,3 +53,45 @@ def test_outputs_were_collected(world: World) -> None:
     text = "\n".join(world.outputs)
     assert "BadMasterPassword" in text and "Cryptography error" in text
     assert "a-wrong-master-password" not in text
+
+
+def test_a_secret_file_that_is_not_utf8_never_shows_its_content(tmp_path: Path) -> None:
+    # A master password saved in Latin-1: the UnicodeDecodeError that read_text raises
+    # holds the whole file in its args, so repr(exc) (and any log of it) showed it.
+    path = tmp_path / "pw.txt"
+    path.write_bytes("p\xe4ssw\xf6rd-hunter2\n".encode("latin-1"))
+    with pytest.raises(VaultConfigError) as info:
+        Secret.from_file(path)
+    exc = info.value
+    texts = [repr(exc), str(exc), *map(repr, exc.args), *map(repr, vars(exc).values())]
+    texts.append("".join(traceback.format_exception(exc)))
+    for text in texts:
+        assert "hunter2" not in text and "ssw" not in text
+    assert str(path) in str(exc)
+    # Nothing chained either: a reporter that walks __context__ finds no bytes.
+    assert exc.__context__ is None and exc.__cause__ is None
+    assert isinstance(exc, ValueError)  # what UnicodeDecodeError was, for old callers
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        # json.loads("\"\\ud83d\"") gives a lone surrogate: a password from a JSON config
+        # cut in the middle of an emoji. Popen's UnicodeEncodeError held it whole.
+        ("master_password", "hunter2-pass\ud83d"),
+        ("client_secret", "hunter2-secret\udfff"),
+        ("master_password", "hunter2-pass\x00tail"),
+    ],
+)
+def test_a_secret_the_environment_cannot_carry_is_refused_without_showing_it(
+    world: World, setting: str, value: str
+) -> None:
+    exc = world.fail(
+        "tenant-alpha", VaultConfigError, vault=world.vault_settings(**{setting: Secret(value)})
+    )
+    texts = [repr(exc), str(exc), *map(repr, exc.args), *map(repr, vars(exc).values())]
+    texts.append("".join(traceback.format_exception(exc)))
+    assert not [t for t in texts if "hunter2" in t]
+    assert exc.__context__ is None
+    assert setting in str(exc)
+    assert world.calls() == []  # refused before bw runs

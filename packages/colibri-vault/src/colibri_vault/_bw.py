@@ -42,6 +42,7 @@ log = logging.getLogger("colibri_vault")
 SESSION_KEY: Final = re.compile(r"[A-Za-z0-9+/]{86}==")
 _MESSAGE_CAP: Final = 300
 _KILL_WAIT: Final = 5.0
+_REAP_POLL: Final = 0.02
 
 # (substring of bw's message, error class); first match wins. Texts from
 # reference/bw-cli.md and fixtures/bw-2026.6.0/outcomes.json.
@@ -191,8 +192,29 @@ def _collect(proc: subprocess.Popen[bytes], timeout: float, cap: int) -> tuple[b
                 buffer += chunk
                 if len(buffer) > cap:
                     raise _TooMuchOutput
-    proc.wait(timeout=max(deadline - time.monotonic(), 0.001))
+    _await_exit_unreaped(proc, deadline, timeout)
     return bytes(buffers[proc.stdout.fileno()]), bytes(buffers[proc.stderr.fileno()])
+
+
+def _await_exit_unreaped(proc: subprocess.Popen[bytes], deadline: float, timeout: float) -> None:
+    """Wait until bw has exited, but leave it a zombie: while it is unreaped its pid
+    (which is its process group's id) cannot be given to another process, so
+    :func:`_kill_group` can signal the group without hitting a stranger that got the
+    pid after bw was reaped (an agent spawned into its own session, say)."""
+    if not hasattr(os, "waitid"):  # pragma: no cover - every supported platform has it
+        proc.wait(timeout=max(deadline - time.monotonic(), 0.001))
+        return
+    pause = 0.001
+    while True:
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:
+            return  # already reaped (not by us); _kill_group's wait copes
+        if time.monotonic() >= deadline:
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        time.sleep(pause)
+        pause = min(pause * 2, _REAP_POLL)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -203,8 +225,11 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL bw's process group, reap bw, close our ends of its pipes."""
-    _signal_group(proc.pid, signal.SIGKILL)
+    """SIGKILL bw's process group, reap bw, close our ends of its pipes.
+
+    bw must not have been reaped yet (see :func:`_await_exit_unreaped`)."""
+    if proc.returncode is None:  # reaped: its pid may belong to someone else by now
+        _signal_group(proc.pid, signal.SIGKILL)
     try:
         proc.wait(timeout=_KILL_WAIT)
     except subprocess.TimeoutExpired:

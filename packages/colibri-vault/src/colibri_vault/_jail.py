@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import stat
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ import attrs
 
 from colibri_vault.errors import (
     EnvWriteFailed,
+    JailTargetError,
     JailUserMissing,
     TargetEscapesRoot,
     UnsafeJailUser,
@@ -35,6 +37,7 @@ _TEMP_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O
 _SYMLINK_ERRNOS: Final = frozenset({errno.ELOOP, errno.EMLINK})
 _PASSWD_CAP: Final = 4 * 1024 * 1024
 _ENV_CAP: Final = 16 * 1024 * 1024
+_TEMP_HEX: Final = 16
 
 
 def split_components(path: str, what: str) -> list[str]:
@@ -201,6 +204,8 @@ class JailTarget:
             raise TargetEscapesRoot(
                 base, f"the allowed base cannot be opened: {exc.strerror}"
             ) from None
+        self._base = base
+        self._below = below
         try:
             self._root_fd = _walk(base_fd, below, "/" + "/".join(base_parts))
         finally:
@@ -216,6 +221,7 @@ class JailTarget:
             else:
                 target_parts = split_components(env_path, "env path")
             *dirs, self.file_name = target_parts
+            self._dirs = dirs
             self.path_shown = self.root_shown + "/" + "/".join(target_parts)
             self._dir_fd = _walk(self._root_fd, dirs, self.root_shown)
         except BaseException:
@@ -253,6 +259,38 @@ class JailTarget:
         if self._dir_fd is None:
             raise EnvWriteFailed(self.path_shown, "the target is closed")
         return self._dir_fd
+
+    def check_in_place(self) -> None:
+        """Raise :class:`EnvWriteFailed` unless the directory held open since the checks
+        is still the one the path names, walked again from the allowed base.
+
+        The fd keeps a directory that was removed or renamed meanwhile (the jail
+        recreated, the home rebuilt while bw ran): a file written there would be lost,
+        with the result saying it was written."""
+        dir_fd = self._dir()
+        try:
+            base_fd = os.open(self._base, _DIR_FLAGS)
+        except OSError as exc:
+            raise EnvWriteFailed(
+                self.path_shown, f"the allowed base is gone: {exc.strerror}"
+            ) from None
+        try:
+            fd = _walk(base_fd, [*self._below, *self._dirs], self._base)
+        except JailTargetError as exc:
+            raise EnvWriteFailed(
+                self.path_shown, f"its directory changed while the secrets were fetched ({exc})"
+            ) from None
+        finally:
+            os.close(base_fd)
+        try:
+            now, held = os.fstat(fd), os.fstat(dir_fd)
+        finally:
+            os.close(fd)
+        if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            raise EnvWriteFailed(
+                self.path_shown,
+                "its directory was replaced while the secrets were fetched; provision again",
+            )
 
     def is_current(self, content: bytes) -> bool:
         """Whether the target already is exactly ``content``, 0600, owned by the user,
@@ -295,7 +333,7 @@ class JailTarget:
                 raise EnvWriteFailed(self.path_shown, "a directory is in the way")
         except FileNotFoundError:
             pass
-        tmp = f".{self.file_name}.colibri-{secrets.token_hex(8)}.tmp"
+        tmp = f".{self.file_name}.colibri-{secrets.token_hex(_TEMP_HEX // 2)}.tmp"
         try:
             fd = os.open(tmp, _TEMP_FLAGS, 0o600, dir_fd=dir_fd)
         except OSError as exc:
@@ -314,6 +352,13 @@ class JailTarget:
             renamed = True
             os.fsync(dir_fd)
         except OSError as exc:
+            if renamed:
+                raise EnvWriteFailed(
+                    self.path_shown,
+                    f"its directory could not be synced: {exc.strerror or exc}",
+                    exc.errno,
+                    replaced=True,
+                ) from None
             raise EnvWriteFailed(self.path_shown, exc.strerror or str(exc), exc.errno) from None
         finally:
             if fd >= 0:
@@ -323,6 +368,34 @@ class JailTarget:
                     os.unlink(tmp, dir_fd=dir_fd)
                 except OSError:
                     pass
+
+    def remove_leftovers(self) -> list[str]:
+        """Unlink the temporary files an interrupted :meth:`write` left beside the target
+        (a crash or SIGKILL between create and rename): they hold an older set of
+        secrets, which would otherwise stay in the jail after the vault dropped them.
+
+        Only regular files named exactly like :meth:`write`'s temporaries go; unlink
+        never follows a symlink. Returns the names removed."""
+        dir_fd = self._dir()
+        pattern = re.compile(
+            rf"\.{re.escape(self.file_name)}\.colibri-[0-9a-f]{{{_TEMP_HEX}}}\.tmp", re.ASCII
+        )
+        removed = []
+        for name in os.listdir(dir_fd):
+            if not pattern.fullmatch(name):
+                continue
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode):
+                    os.unlink(name, dir_fd=dir_fd)
+                    removed.append(name)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise EnvWriteFailed(
+                    f"{self.path_shown} (leftover {name})", exc.strerror or str(exc), exc.errno
+                ) from None
+        return removed
 
 
 def default_jail_root(allowed_base: str, tenant: str) -> str:

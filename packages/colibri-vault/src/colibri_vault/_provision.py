@@ -160,6 +160,12 @@ def _check_settings(vault: VaultSettings, jail: JailSettings) -> tuple[BwRunner,
         # silently fall back to the DOTENV rules and write what sh cannot source safely.
         if not isinstance(value, kind):
             raise VaultConfigError(setting, f"must be a {kind.__name__}, got {value!r}")
+    for setting, secret in (
+        ("master_password", vault.master_password),
+        ("client_secret", vault.client_secret),
+    ):
+        if secret is not None:
+            _check_env_secret(setting, secret)
     if not (vault.timeout > 0 and vault.lock_timeout >= 0):
         raise VaultConfigError("timeout", "must be positive")
     if not _USER_NAME.fullmatch(jail.user):
@@ -185,6 +191,25 @@ def _check_settings(vault: VaultSettings, jail: JailSettings) -> tuple[BwRunner,
         ca_cert=vault.ca_cert,
     )
     return runner, expected
+
+
+def _check_env_secret(setting: str, secret: Secret) -> None:
+    """A secret that bw's environment can carry. Otherwise Popen raises ValueError (a
+    NUL) or UnicodeEncodeError (a lone surrogate, which os.fsencode cannot encode),
+    and the latter holds the whole value in its args and repr."""
+    if not isinstance(secret, Secret):
+        raise VaultConfigError(setting, f"must be a Secret, got a {type(secret).__name__}")
+    value = secret.reveal()
+    problem = None
+    if "\x00" in value:
+        problem = "contains a NUL character (an environment variable cannot hold it)"
+    else:
+        try:
+            os.fsencode(value)
+        except UnicodeEncodeError:
+            problem = "is not valid Unicode text (a lone surrogate)"
+    if problem is not None:  # raised outside the handler: no __context__ with the value
+        raise VaultConfigError(setting, problem)
 
 
 def _check_appdata(path: Path) -> None:
@@ -391,7 +416,10 @@ def provision(
                 tenant, fetched.items, policy=vault.login_items, fmt=vault.env_format
             )
             content = render_env_file(variables, vault.env_format)
+            target.check_in_place()
             try:
+                # Before the write: if they cannot go, nothing is written either.
+                leftovers = target.remove_leftovers()
                 if target.is_current(content):
                     action = ProvisionAction.UNCHANGED
                 else:
@@ -402,6 +430,13 @@ def provision(
                 raise EnvWriteFailed(
                     target.path_shown, exc.strerror or str(exc), exc.errno
                 ) from None
+        if leftovers:
+            log.warning(
+                "tenant %s: removed %d temporary file(s) an interrupted write left beside %s",
+                tenant,
+                len(leftovers),
+                target.path_shown,
+            )
         result = ProvisionResult(
             tenant,
             action,

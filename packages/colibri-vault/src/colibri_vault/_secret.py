@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Final
 
+from colibri_vault.errors import VaultConfigError
+
 _MASK: Final = "<redacted>"
 
 
@@ -26,8 +28,19 @@ class Secret:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Secret:
-        """Read a secret from a file (one trailing newline is dropped)."""
-        text = Path(path).read_text(encoding="utf-8")
+        """Read a secret from a file (one trailing newline is dropped).
+
+        A file that is not UTF-8 raises :class:`~colibri_vault.errors.VaultConfigError`
+        naming the path only: the ``UnicodeDecodeError`` it replaces carries the whole
+        file content in its ``args`` (and so in its repr).
+        """
+        text: str | None
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is None:  # raised outside the handler: no __context__ holding the bytes
+            raise VaultConfigError("secret file", f"{os.fspath(path)} is not UTF-8 text")
         return cls(text[:-1] if text.endswith("\n") else text)
 
     @classmethod

@@ -370,13 +370,26 @@ class UnsafeJailUser(JailTargetError):
 
 
 class EnvWriteFailed(JailTargetError):
-    """The .env could not be written; ``errno`` is the OS error number if any."""
+    """The .env could not be written; ``errno`` is the OS error number if any.
 
-    def __init__(self, path: str, reason: str, errno: int | None = None) -> None:
+    ``replaced`` is true in the one case where the new file already took the old one's
+    place (only the directory's fsync failed): it is visible but may not survive a crash.
+    """
+
+    def __init__(
+        self, path: str, reason: str, errno: int | None = None, *, replaced: bool = False
+    ) -> None:
         self.path = path
         self.reason = reason
         self.errno = errno
-        super().__init__(f"could not write {path}: {reason}; the previous file is unchanged")
+        self.replaced = replaced
+        if replaced:
+            super().__init__(
+                f"wrote {path}, but {reason}; the new file is in place but may not survive "
+                "a crash: provision again"
+            )
+        else:
+            super().__init__(f"could not write {path}: {reason}; the previous file is unchanged")
 
 
 # -- serialisation ----------------------------------------------------------------------
