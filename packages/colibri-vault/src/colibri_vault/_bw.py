@@ -43,6 +43,7 @@ SESSION_KEY: Final = re.compile(r"[A-Za-z0-9+/]{86}==")
 _MESSAGE_CAP: Final = 300
 _KILL_WAIT: Final = 5.0
 _REAP_POLL: Final = 0.02
+_WAITID: Final = hasattr(os, "waitid")
 
 # (substring of bw's message, error class); first match wins. Texts from
 # reference/bw-cli.md and fixtures/bw-2026.6.0/outcomes.json.
@@ -201,7 +202,7 @@ def _await_exit_unreaped(proc: subprocess.Popen[bytes], deadline: float, timeout
     (which is its process group's id) cannot be given to another process, so
     :func:`_kill_group` can signal the group without hitting a stranger that got the
     pid after bw was reaped (an agent spawned into its own session, say)."""
-    if not hasattr(os, "waitid"):  # pragma: no cover - every supported platform has it
+    if not _WAITID:  # macOS before Python 3.13: no way to wait without reaping
         proc.wait(timeout=max(deadline - time.monotonic(), 0.001))
         return
     pause = 0.001
@@ -228,7 +229,10 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL bw's process group, reap bw, close our ends of its pipes.
 
     bw must not have been reaped yet (see :func:`_await_exit_unreaped`)."""
-    if proc.returncode is None:  # reaped: its pid may belong to someone else by now
+    # Once bw is reaped its pid may belong to someone else. Without waitid (macOS
+    # before Python 3.13) bw is always reaped first; its group is signalled all the
+    # same there, or what bw left running would live on (the older, racy order).
+    if proc.returncode is None or not _WAITID:
         _signal_group(proc.pid, signal.SIGKILL)
     try:
         proc.wait(timeout=_KILL_WAIT)
