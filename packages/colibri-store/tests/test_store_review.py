@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import FakeClock, make_url
 
-from colibri_store import InvalidInput, Store, TaskStatus
+from colibri_store import AtCapacity, InvalidInput, Store, TaskStatus
 from colibri_store._store import _PG_AUDIT_LOCK
 
 
@@ -209,3 +209,24 @@ def test_a_key_limit_holds_when_a_concurrent_claim_of_a_higher_limit_commits_fir
         engine.dispose()
         a_store.close()
         b_store.close()
+
+
+def test_a_claim_refused_at_capacity_does_not_postpone_the_lease_sweep(store, clock):
+    # A full agent's claim sweeps overdue leases, then is refused (AtCapacity) and rolls
+    # back, sweep included. The next claim must sweep again, not take the rolled-back
+    # sweep as done and leave the overdue task held for another second.
+    full = store.register_agent("full", max_tasks=1)
+    other = store.register_agent("other")
+    store.create_task("held by full")
+    store.create_task("overdue")
+    assert store.claim_next(full.id, lease_seconds=7200) is not None  # outlives the wait
+    overdue = store.claim_next(other.id)
+    assert overdue is not None and overdue.title == "overdue"
+    store.create_task("ready")
+    clock.advance(3600)  # past the 60 s lease, and past the sweep interval
+    with pytest.raises(AtCapacity):
+        store.claim_next(full.id)  # swept "overdue", claimed "ready": over max_tasks
+    assert store.get_task(overdue.id).status is TaskStatus.CLAIMED  # all rolled back
+    claimed = store.claim_next(other.id)
+    assert claimed is not None and claimed.title == "ready"  # "overdue" backs off first
+    assert store.get_task(overdue.id).status is TaskStatus.QUEUED

@@ -1921,6 +1921,7 @@ class Store:
     def _claim_batch(
         self, agent_id: int, n: int, lease_seconds: float | None, start: bool
     ) -> list[Task]:
+        swept_at = None
         with self._write() as tx:
             # The agent's capabilities enter the claim as a subquery, so its row is read
             # beside the claim (one round trip on PostgreSQL), not before it.
@@ -1932,7 +1933,7 @@ class Store:
             last = self._last_sweep
             if last is None or not _NO_TIME <= tx.now - last < _SWEEP_EVERY:
                 self._expire(tx, _EXPIRE_ON_CLAIM)
-                self._last_sweep = tx.now
+                swept_at = tx.now  # recorded once committed: a refusal rolls it back
             self._claims += 1
             oldest_first = bool(self.fifo_every) and self._claims % self.fifo_every == 0
             params = self._claim_params(
@@ -1991,6 +1992,8 @@ class Store:
                 self._audit_claims(
                     tx, [(r[_ROW_ID], r[_ROW_EPOCH], r[_ROW_LEASE]) for r in rows], agent_id, start
                 )
+        if swept_at is not None:
+            self._last_sweep = swept_at
         # Plain claims become Task values after COMMIT, outside the write lock.
         return settled if settled is not None else [_task_returned(r) for r in rows]
 
