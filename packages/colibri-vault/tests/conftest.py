@@ -249,6 +249,22 @@ class World:
         kwargs.update(overrides)
         return JailSettings(**kwargs)
 
+    def child_settings(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The settings as plain, picklable dicts (a Secret refuses to be pickled), for
+        a child process to rebuild with :func:`settings_from`."""
+        vault = self.vault_settings()
+        vault_kwargs = {
+            "server_url": vault.server_url,
+            "organization": vault.organization,
+            "appdata_dir": str(vault.appdata_dir),
+            "bw_executable": str(vault.bw_executable),
+            "master_password": vault.master_password.reveal(),
+            "client_id": vault.client_id,
+            "client_secret": vault.client_secret.reveal() if vault.client_secret else None,
+            "timeout": vault.timeout,
+        }
+        return vault_kwargs, {"user": "agent", "allowed_base": str(self.base)}
+
     def attempt(
         self,
         tenant: str,
@@ -329,3 +345,13 @@ def world(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[World]:
     w = World(tmp_path, caplog)
     w.make_jail("tenant-alpha")
     yield w
+
+
+def settings_from(
+    vault_kwargs: dict[str, Any], jail_kwargs: dict[str, Any]
+) -> tuple[VaultSettings, JailSettings]:
+    """In a child process: the settings :meth:`World.child_settings` described."""
+    vault_kwargs = dict(vault_kwargs)
+    for name in ("master_password", "client_secret"):
+        vault_kwargs[name] = Secret(vault_kwargs[name])
+    return VaultSettings(**vault_kwargs), JailSettings(**jail_kwargs)

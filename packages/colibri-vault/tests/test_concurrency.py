@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import World, collection, guid, note
+from conftest import World, collection, guid, note, settings_from
 from dotenv import dotenv_values
 
 import colibri_vault._provision
@@ -74,31 +74,13 @@ def test_eight_threads_provision_eight_tenants(world: World) -> None:
 
 
 def _in_child(tenant: str, vault_kwargs: dict[str, Any], jail_kwargs: dict[str, Any]) -> str:
-    from colibri_vault import Secret
-
-    vault_kwargs = dict(vault_kwargs)
-    for name in ("master_password", "client_secret"):
-        vault_kwargs[name] = Secret(vault_kwargs[name])
-    result = provision(
-        tenant, vault=VaultSettings(**vault_kwargs), jail=JailSettings(**jail_kwargs)
-    )
-    return result.action.value
+    vault, jail = settings_from(vault_kwargs, jail_kwargs)
+    return provision(tenant, vault=vault, jail=jail).action.value
 
 
 def test_eight_processes_provision_eight_tenants(world: World) -> None:
     _populate(world)
-    vault = world.vault_settings()
-    vault_kwargs = {
-        "server_url": vault.server_url,
-        "organization": vault.organization,
-        "appdata_dir": str(vault.appdata_dir),
-        "bw_executable": str(vault.bw_executable),
-        "master_password": vault.master_password.reveal(),
-        "client_id": vault.client_id,
-        "client_secret": vault.client_secret.reveal() if vault.client_secret else None,
-        "timeout": vault.timeout,
-    }
-    jail_kwargs = {"user": "agent", "allowed_base": str(world.base)}
+    vault_kwargs, jail_kwargs = world.child_settings()
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(8) as pool:
         pending = [pool.apply_async(_in_child, (t, vault_kwargs, jail_kwargs)) for t in TENANTS]

@@ -11,35 +11,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from conftest import World
+from conftest import World, settings_from
 from dotenv import dotenv_values
 
-from colibri_vault import JailSettings, ProvisionAction, Secret, VaultSettings, provision
+from colibri_vault import ProvisionAction, provision
 
 
 def _crash_at_first_fsync(vault_kwargs: dict[str, Any], jail_kwargs: dict[str, Any]) -> None:
     # The first fsync is the temporary file's, after its content and before the rename.
     os.fsync = lambda fd: os._exit(86)
-    vault_kwargs = dict(vault_kwargs)
-    for name in ("master_password", "client_secret"):
-        vault_kwargs[name] = Secret(vault_kwargs[name])
-    provision("tenant-alpha", vault=VaultSettings(**vault_kwargs), jail=JailSettings(**jail_kwargs))
+    vault, jail = settings_from(vault_kwargs, jail_kwargs)
+    provision("tenant-alpha", vault=vault, jail=jail)
 
 
 def _crash_in_child(world: World) -> None:
     world.save()
-    vault = world.vault_settings()
-    vault_kwargs = {
-        "server_url": vault.server_url,
-        "organization": vault.organization,
-        "appdata_dir": str(vault.appdata_dir),
-        "bw_executable": str(vault.bw_executable),
-        "master_password": vault.master_password.reveal(),
-        "client_id": vault.client_id,
-        "client_secret": vault.client_secret.reveal() if vault.client_secret else None,
-        "timeout": vault.timeout,
-    }
-    jail_kwargs = {"user": "agent", "allowed_base": str(world.base)}
+    vault_kwargs, jail_kwargs = world.child_settings()
     child = multiprocessing.get_context("spawn").Process(
         target=_crash_at_first_fsync, args=(vault_kwargs, jail_kwargs)
     )
