@@ -4,7 +4,8 @@ Timestamps the store alone writes must be in its own form: claims and lease expi
 compare ``lease_expires_at`` and ``not_before`` as text, so a time in any other form
 would leave a task leased, or waiting, for ever. ``created_at``/``updated_at`` may also
 be any ISO-8601 time, which is what a database adopted from the original holds. Task
-rows must pass what ``create_task`` checks (max_attempts, concurrency key and limit).
+rows must pass what ``create_task`` checks (title, priority, max_attempts, concurrency
+key and limit), agent rows what ``register_agent`` checks (name, max_tasks).
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ BAD = [
     ("tasks", "concurrency_limit", 0, "keyed", "concurrency_limit"),
     ("tasks", "concurrency_key", "", "keyed", "must not be empty"),
     ("tasks", "dedupe_key", "", None, "must not be empty"),
+    ("tasks", "title", "", None, "must not be empty"),
+    ("tasks", "title", "   ", None, "must not be empty"),
+    ("tasks", "title", "t" * 501, None, "the limit is 500"),
+    ("tasks", "priority", 1_000_001, None, "priority"),
+    ("tasks", "priority", -1_000_001, None, "priority"),
+    ("agents", "max_tasks", 0, None, "max_tasks"),
+    ("agents", "max_tasks", 100_001, None, "max_tasks"),
+    ("agents", "name", "", None, "must not be empty"),
 ]
 ROWS = {
     None: None,

@@ -243,13 +243,17 @@ def test_release_counts_attempts_and_fails_at_max(store: Store, clock) -> None:
     c = store.claim(task.id, a.id)
     r = store.release(task.id, c.claim_epoch, error="tool crashed")
     assert r.status is TaskStatus.QUEUED and r.attempts == 1 and r.agent_id is None
+    assert r.finished_at is None
     assert r.last_error == "tool crashed"
     clock.advance(2)
     c = store.claim(task.id, a.id)
     r = store.release(task.id, c.claim_epoch)
     assert r.status is TaskStatus.FAILED and r.attempts == 2
+    # Failed for good, so finished: the same as a task failed by fail().
+    assert r.finished_at == r.updated_at and r.finished_at is not None
+    assert store.get_task(task.id).finished_at == r.finished_at
     q = store.retry(task.id)
-    assert q.status is TaskStatus.QUEUED and q.attempts == 0
+    assert q.status is TaskStatus.QUEUED and q.attempts == 0 and q.finished_at is None
 
 
 def test_lease_expiry_fails_at_max_attempts(store: Store, clock) -> None:
@@ -259,6 +263,17 @@ def test_lease_expiry_fails_at_max_attempts(store: Store, clock) -> None:
     clock.advance(2)
     [expired] = store.expire_leases()
     assert expired.status is TaskStatus.FAILED and expired.last_error == "lease expired"
+    assert expired.finished_at == expired.updated_at and expired.finished_at is not None
+    assert store.get_task(task.id).finished_at == expired.finished_at
+
+
+def test_lease_expiry_that_requeues_leaves_the_task_unfinished(store: Store, clock) -> None:
+    a = store.register_agent("a")
+    task = store.create_task("t", max_attempts=2)
+    store.claim(task.id, a.id, lease_seconds=1)
+    clock.advance(2)
+    [expired] = store.expire_leases()
+    assert expired.status is TaskStatus.QUEUED and expired.finished_at is None
 
 
 def test_illegal_transitions(store: Store) -> None:

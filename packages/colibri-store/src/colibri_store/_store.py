@@ -639,16 +639,17 @@ def _build_statements(
         )
         .returning(*_TASK_COLS, deps, *head)
     )
-    requeue_or_fail = sa.case(
-        (tasks.c.attempts + 1 >= tasks.c.max_attempts, sa.literal_column("'failed'")),
-        else_=sa.literal_column("'queued'"),
-    )
+    out_of_attempts = tasks.c.attempts + 1 >= tasks.c.max_attempts
     requeue_values = {
-        "status": requeue_or_fail,
+        "status": sa.case(
+            (out_of_attempts, sa.literal_column("'failed'")), else_=sa.literal_column("'queued'")
+        ),
         "attempts": tasks.c.attempts + 1,
         "agent_id": None,
         "lease_expires_at": None,
         "last_error": _B("error"),
+        # A task that fails here has finished, as one failed by fail() has.
+        "finished_at": sa.case((out_of_attempts, now), else_=sa.null()),
         "updated_at": now,
     }
     s["release"] = (
@@ -2985,11 +2986,15 @@ def _check_import_row(table: sa.Table, index: int, row: Mapping[str, Any]) -> No
                 check_capabilities(parsed, field)
     if table is tasks:
         _check_import_task(index, row)
+    elif table is agents:
+        _check_import_agent(index, row)
 
 
 def _check_import_task(index: int, row: Mapping[str, Any]) -> None:
     """What create_task would refuse, a task row must not bring in either."""
     field = f"tables.tasks[{index}]"
+    _check_text(f"{field}.title", row["title"], limit=MAX_TITLE, required=True)
+    _check_int(f"{field}.priority", row["priority"], low=-1_000_000, high=1_000_000)
     _check_int(f"{field}.max_attempts", row["max_attempts"], low=1, high=1000)
     key, limit = row["concurrency_key"], row["concurrency_limit"]
     if (key is None) != (limit is None):
@@ -3003,6 +3008,15 @@ def _check_import_task(index: int, row: Mapping[str, Any]) -> None:
             raise InvalidInput(f"{field}.concurrency_key", "must not be empty")
     if row["dedupe_key"] == "":
         raise InvalidInput(f"{field}.dedupe_key", "must not be empty (null is no key)")
+
+
+def _check_import_agent(index: int, row: Mapping[str, Any]) -> None:
+    """What register_agent would refuse, an agent row must not bring in either."""
+    field = f"tables.agents[{index}]"
+    _check_text(f"{field}.name", row["name"], limit=MAX_NAME, required=True)
+    if row["max_tasks"] is not None:
+        # 0 would make the agent unable ever to claim, with nothing saying why.
+        _check_int(f"{field}.max_tasks", row["max_tasks"], low=1, high=100_000)
 
 
 def _check_import_acyclic(rows: list[Any]) -> None:
