@@ -295,6 +295,36 @@ def test_a_many_event_append_chains_on_the_server(pg_url: str) -> None:
     assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
 
 
+HOSTILE_ACTORS = [
+    'quote " and \\ backslash',
+    "\\u0000 spelled out, and \x01\x1f\x7f controls",
+    "emoji \U0001f600, \u2028 line separator, \ufeff BOM",
+    '["json", {"looking": "title"}]',
+    "tab\tnew\nline\rreturn",
+    "é" * 200,
+]
+
+
+def test_a_many_event_append_keeps_hostile_text_byte_for_byte(pg_url: str) -> None:
+    """Many-event appends pass their texts to the server as JSON arrays: whatever the
+    actor holds, the stored events are the client's text and the server's hashes are
+    exactly _audit.event_hash."""
+    with Store.open(pg_url) as store:
+        agent = store.register_agent("a")
+        store.create_tasks([{"title": f"t{i}"} for i in range(300 * len(HOSTILE_ACTORS))])
+        for actor in HOSTILE_ACTORS:
+            with store.acting_as(actor):
+                tasks = store.claim_batch(agent.id, 300, start=True)
+                outcome = store.complete_many([(t.id, t.claim_epoch) for t in tasks])
+            assert len(outcome.applied) == 300
+        assert store.verify_chain().ok
+        rows = _raw_events(store)
+    _check_hashes(rows)
+    completes = [r for r in rows if r[3] == "complete"]
+    assert [r[2] for r in completes] == [a for a in HOSTILE_ACTORS for _ in range(300)]
+    assert all(r[4].startswith("task:") and r[5].startswith('{"epoch":') for r in completes)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("command, batch", [("drain", "1"), ("drain_batches", "7")])
 def test_four_processes_claim_a_mixed_board_with_a_verifying_chain(
