@@ -231,6 +231,8 @@ class TaskLifecycle(RuleBasedStateMachine):
             )
             if m.status in ("claimed", "started"):
                 assert t.agent_id == m.agent
+            # Finished exactly when done or failed, however it got there.
+            assert (t.finished_at is not None) == (m.status in ("done", "failed")), tid
         counts = self.store.counts()
         assert sum(counts.values()) == len(self.model)
         assert self.store.verify_chain().ok
