@@ -362,6 +362,9 @@ class Fake:
             raise Exit(0)
         if isinstance(how, dict) and "error" in how:
             self.fail(how["error"], how.get("stderr", ""))
+        if isinstance(how, dict) and "stdout" in how:  # verbatim, e.g. hand-written JSON
+            sys.stdout.write(how["stdout"])
+            raise Exit(how.get("exit", 0))
         raise SystemExit(f"fake bw: unknown misbehaviour {how!r}")
 
 

@@ -44,6 +44,9 @@ _MESSAGE_CAP: Final = 300
 _KILL_WAIT: Final = 5.0
 _REAP_POLL: Final = 0.02
 _WAITID: Final = hasattr(os, "waitid")
+# A duplicate key is named in the error only if it looks like one of bw's own schema
+# keys ("name", "value", "collectionIds"): anything else might be data, so not shown.
+_SCHEMA_KEY: Final = re.compile(r"[A-Za-z][A-Za-z0-9]{0,31}")
 
 # (substring of bw's message, error class); first match wins. Texts from
 # reference/bw-cli.md and fixtures/bw-2026.6.0/outcomes.json.
@@ -244,17 +247,58 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             stream.close()
 
 
+class _DuplicateKey(Exception):
+    """A JSON object named ``key`` twice (carries the key only, never a value)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for bw's output: the object as a dict, or ``_DuplicateKey``.
+
+    Plain ``json.loads`` keeps the last of two equal keys, so ``{"name":"A","name":"B"}``
+    would be checked and used as "B" while another reader (or the web vault) sees "A".
+    ``dict(pairs)`` runs in C; the slow scan runs only once a duplicate is certain.
+    """
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def _shown_key(key: str, masks: list[str]) -> str:
+    if _SCHEMA_KEY.fullmatch(key) and redact(key, masks) == key:
+        return repr(key)
+    return f"of {len(key)} characters (not shown)"
+
+
 def _read_envelope(command: str, code: int, out: bytes, err: bytes, masks: list[str]) -> Any:
     try:
         text = out.decode("utf-8").strip()
     except UnicodeDecodeError:
         text = None
     envelope: Any = None
+    duplicate: str | None = None
     if text:
         try:
-            envelope = json.loads(text)
+            envelope = json.loads(text, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as exc:
+            duplicate = exc.key
         except (ValueError, RecursionError):  # RecursionError: nested deeper than json can
             envelope = None
+    if duplicate is not None:  # raised outside the handler: no __context__ to carry along
+        # Whatever the exit status: an answer that two readers can read two ways is
+        # refused, not classified.
+        raise UnparsableOutput(
+            command,
+            f"JSON with a key given twice in one object: key {_shown_key(duplicate, masks)}",
+        )
     stderr = _tidy(err.decode("utf-8", "replace"), masks)
     if not (isinstance(envelope, dict) and isinstance(envelope.get("success"), bool)):
         if code != 0:
