@@ -125,6 +125,56 @@ def login_item(name: str, ident: str, collection_id: str, password: str | None) 
     }
 
 
+def frame_local_texts(exc: BaseException, depth: int = 6) -> list[str]:
+    """What a crash reporter that records frame locals (Sentry-style) would see of
+    ``exc``: the locals of every frame in its traceback and in those of its causes and
+    contexts, as text (strings and bytes, into containers; other objects by repr).
+
+    The first frame of ``exc``'s own traceback is the caller's (which is still running
+    and holds only what it passed in): it is left out.
+    """
+    texts: list[str] = []
+    seen: set[int] = set()
+
+    def value(v: Any, left: int) -> None:
+        if id(v) in seen or left <= 0:
+            return
+        seen.add(id(v))
+        if isinstance(v, str):
+            texts.append(v)
+        elif isinstance(v, bytes | bytearray | memoryview):
+            texts.append(bytes(v).decode("utf-8", "replace"))
+        elif isinstance(v, dict):
+            for k, item in list(v.items()):
+                value(k, left - 1)
+                value(item, left - 1)
+        elif isinstance(v, list | tuple | set | frozenset):
+            for item in list(v):
+                value(item, left - 1)
+        elif not isinstance(v, BaseException):  # exceptions are walked below
+            try:
+                texts.append(repr(v))
+            except Exception:  # a reporter would skip it too
+                pass
+
+    def walk(e: BaseException | None, skip_first: bool) -> None:
+        if e is None or id(e) in seen:
+            return
+        seen.add(id(e))
+        tb = e.__traceback__
+        if skip_first and tb is not None:
+            tb = tb.tb_next
+        while tb is not None:
+            for item in list(tb.tb_frame.f_locals.values()):
+                value(item, depth)
+            tb = tb.tb_next
+        walk(e.__cause__, False)
+        walk(e.__context__, False)
+
+    walk(exc, True)
+    return texts
+
+
 def secret_values(scenario: dict[str, Any]) -> set[str]:
     """Every value in the scenario that must never show (short ones cannot be told apart
     from ordinary words, so they are left out)."""
@@ -289,6 +339,7 @@ class World:
             texts.append("".join(traceback.format_exception(outcome)))
             texts.extend(repr(a) for a in outcome.args)
             texts.extend(repr(v) for v in vars(outcome).values())
+            texts.extend(frame_local_texts(outcome))
         for record in self.caplog.records:
             texts.append(record.getMessage())
             if record.exc_info:

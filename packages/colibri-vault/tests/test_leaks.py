@@ -2,7 +2,9 @@
 
 Every provision() of this suite goes through ``World.attempt`` (conftest), which
 checks the exception (str, repr, args, attributes, formatted traceback), the
-result, the settings' reprs and every log record captured at DEBUG against all of
+result, the locals of every frame in the exception's traceback and in its causes' and
+contexts' (what a crash reporter recording locals sees), the settings' reprs and every
+log record captured at DEBUG against all of
 the scenario's secret values, the API secret, the master password and every session
 key the fake bw issued, and checks that none of them was ever in bw's argv. These
 tests show that check is real.
@@ -14,7 +16,7 @@ import traceback
 from pathlib import Path
 
 import pytest
-from conftest import ACCOUNT, World
+from conftest import ACCOUNT, World, frame_local_texts
 
 from colibri_vault import Secret
 from colibri_vault.errors import BadMasterPassword, VaultConfigError
@@ -25,6 +27,48 @@ def test_the_check_sees_a_planted_value(world: World) -> None:
         world.assert_no_leak(["oops: sk-or-v1-0123456789abcdef"])
     with pytest.raises(AssertionError, match="leaked"):
         world.assert_no_leak([f"pw={ACCOUNT['master_password']}"])
+
+
+def test_the_frame_walk_sees_locals_deep_in_causes_and_contexts() -> None:
+    def inner() -> None:
+        env = {"BW_PASSWORD": "planted-in-a-dict", "args": [b"planted-in-bytes"]}
+        raise KeyError(len(env))
+
+    def outer() -> None:
+        try:
+            inner()
+        except KeyError:
+            plain = "planted-in-a-context-frame"  # noqa: F841 - a local to find
+            raise ValueError("wrapped") from None
+
+    def top() -> None:
+        outer()
+
+    try:
+        top()
+    except ValueError as exc:
+        texts = "\n".join(frame_local_texts(exc))
+    for planted in ("planted-in-a-dict", "planted-in-bytes", "planted-in-a-context-frame"):
+        assert planted in texts
+
+
+def test_provision_clears_the_frames_below_it(world: World) -> None:
+    """The bw frames of a failed provision held bw's environment (the master password):
+    after provision() has raised, their locals are gone."""
+    outcome = world.fail(
+        "tenant-alpha",
+        BadMasterPassword,
+        vault=world.vault_settings(master_password=Secret("a-wrong-master-password")),
+    )
+    frames = []
+    tb = outcome.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    names = [f.f_code.co_name for f in frames]
+    assert "_provision" in names and "call" in names, names
+    below = frames[names.index("_provision") :]
+    assert all(f.f_locals == {} for f in below), [f.f_code.co_name for f in below]
 
 
 def test_the_check_knows_the_issued_session_keys(world: World) -> None:

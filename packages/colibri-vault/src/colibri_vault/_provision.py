@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import stat
+import traceback
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -398,6 +399,33 @@ def provision(
     nothing. A tenant without a collection is a no-op (an existing file is kept); the
     same secrets as on disk leave the file (and its mtime) alone.
     """
+    try:
+        return _provision(tenant, vault, jail, jail_root)
+    except BaseException as exc:
+        # The frames below this one held bw's environment, its output and the secrets
+        # themselves in their locals, which a crash reporter that records locals would
+        # send away: clear them (this frame holds only Secret wrappers and settings).
+        _clear_frames(exc)
+        raise
+
+
+def _clear_frames(exc: BaseException) -> None:
+    """Clear the locals of the finished frames in ``exc``'s traceback, and in those of
+    its causes and contexts (the chain is walked once; a running frame is skipped)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        e = pending.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)
+        pending += [e.__cause__, e.__context__]
+
+
+def _provision(
+    tenant: str, vault: VaultSettings, jail: JailSettings, jail_root: str | None
+) -> ProvisionResult:
     if not _TENANT.fullmatch(tenant):
         raise VaultConfigError("tenant", f"{tenant!r} is not a jail name")
     runner, expected_url = _check_settings(vault, jail)
