@@ -256,24 +256,22 @@ def test_release_counts_attempts_and_fails_at_max(store: Store, clock) -> None:
     assert q.status is TaskStatus.QUEUED and q.attempts == 0 and q.finished_at is None
 
 
-def test_lease_expiry_fails_at_max_attempts(store: Store, clock) -> None:
+@pytest.mark.parametrize(
+    ("max_attempts", "status"), [(1, TaskStatus.FAILED), (2, TaskStatus.QUEUED)]
+)
+def test_lease_expiry_fails_at_max_attempts(
+    store: Store, clock, max_attempts: int, status: TaskStatus
+) -> None:
     a = store.register_agent("a")
-    task = store.create_task("t", max_attempts=1)
+    task = store.create_task("t", max_attempts=max_attempts)
     store.claim(task.id, a.id, lease_seconds=1)
     clock.advance(2)
     [expired] = store.expire_leases()
-    assert expired.status is TaskStatus.FAILED and expired.last_error == "lease expired"
-    assert expired.finished_at == expired.updated_at and expired.finished_at is not None
-    assert store.get_task(task.id).finished_at == expired.finished_at
-
-
-def test_lease_expiry_that_requeues_leaves_the_task_unfinished(store: Store, clock) -> None:
-    a = store.register_agent("a")
-    task = store.create_task("t", max_attempts=2)
-    store.claim(task.id, a.id, lease_seconds=1)
-    clock.advance(2)
-    [expired] = store.expire_leases()
-    assert expired.status is TaskStatus.QUEUED and expired.finished_at is None
+    assert expired.status is status and expired.last_error == "lease expired"
+    # Finished only when failed for good; a requeued task is not.
+    finished = expired.updated_at if status is TaskStatus.FAILED else None
+    assert expired.finished_at == finished
+    assert store.get_task(task.id).finished_at == finished
 
 
 def test_illegal_transitions(store: Store) -> None:
