@@ -3,7 +3,10 @@
 Figures (issue 3): enqueue one per transaction (>= 0.6x raw insert), batch enqueue
 (>= 0.7x raw executemany), claim + complete one per transaction with its audit events
 (>= 0.6x raw claim + ack without audit), get by id (>= 0.4x raw SELECT). The raw
-enqueue baselines insert the task row only: no audit row, no RETURNING.
+enqueue baselines insert the task row only: no audit row, no RETURNING. The raw
+claim + ack baseline runs the store's own claim and complete statements less the
+chain head (the same SQL); a second line compares with a minimal hand-written claim
+and ack as well.
 """
 
 from __future__ import annotations
@@ -29,6 +32,23 @@ from colibri_store import Store
 
 N = 2000
 BATCH = 5000
+
+
+NO_USAGE = {
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cache_read_tokens": 0,
+    "cache_write_tokens": 0,
+    "cost_micros": 0,
+}
+
+
+def _without_chain_head(sql: str) -> str:
+    """A store statement less the audit chain head it returns last (SQLite's hot
+    statements hand the head to the audit append)."""
+    cut = sql.find(", (SELECT audit_events.seq")
+    assert cut > 0, "the statement no longer returns the chain head where expected"
+    return sql[:cut]
 
 
 def fresh(tag: str) -> tuple[Store, sqlite3.Connection]:
@@ -151,19 +171,66 @@ def main() -> None:
             done += 1
         return timer.done(done) if loop_only else done
 
+    # The same loop on the raw connection with the store's own two statements (the
+    # claim with its capability, dependency, schedule and concurrency filters, the
+    # fenced complete, each returning the task's row), less the chain head they also
+    # return for the audit append: the raw baseline "with the same SQL".
+    claim_q = store._sized_statement("claim_batch_uncapped", 1)
+    done_q = store._q["complete"]
+    claim_sql, done_sql = (_without_chain_head(q.sql) for q in (claim_q, done_q))
+
+    def raw_same_sql(loop_only: bool) -> Measured:
+        raw.execute("BEGIN IMMEDIATE")
+        raw.executemany(INSERT_SQL, [(f"t{i}", NOW, NOW) for i in range(N)])
+        raw.execute("COMMIT")
+        claim_args = claim_q.args(
+            {
+                "new_status": "started",
+                "agent_id": agent.id,
+                "lease": NOW,
+                "now": NOW,
+                "started_at": NOW,
+            }
+        )
+        timer.start()
+        done = 0
+        while True:
+            raw.execute("BEGIN IMMEDIATE")
+            rows = raw.execute(claim_sql, claim_args).fetchall()
+            raw.execute("COMMIT")
+            if not rows:
+                return timer.done(done) if loop_only else done
+            task_id, epoch = rows[0][0], rows[0][11]  # the row's id and claim_epoch
+            raw.execute("BEGIN IMMEDIATE")
+            raw.execute(
+                done_sql,
+                done_q.args(
+                    {"id": task_id, "epoch": epoch, "result": None, "now": NOW, **NO_USAGE}
+                ),
+            ).fetchall()
+            raw.execute("COMMIT")
+            done += 1
+
     # The figure times the claims and completions; the tasks are queued before the
-    # clock starts (the enqueue has figures of its own). The second line also times
-    # that enqueue (raw executemany vs create_tasks with one audit event per task).
+    # clock starts (the enqueue has figures of its own). Its baseline is the store's
+    # SQL run raw, as the issue defines it; the next line's is a simpler hand-written
+    # claim (no filters, two columns back) and ack, stricter still.
     report(
-        "claim + complete (audit) vs raw claim + ack (none)",
+        "claim + complete (audit) vs raw, same SQL (none)",
+        "raw",
+        *compare(lambda: raw_same_sql(True), lambda: store_claim_complete(True)),
+        ">= 0.6x",
+    )
+    report(
+        "  the same vs raw minimal claim + ack (none)",
         "raw",
         *compare(lambda: raw_claim_ack(True), lambda: store_claim_complete(True)),
-        ">= 0.6x",
+        "(stricter, for reference)",
     )
     report(
         "  the same, with the enqueue of its tasks timed",
         "raw",
-        *compare(lambda: raw_claim_ack(False), lambda: store_claim_complete(False)),
+        *compare(lambda: raw_same_sql(False), lambda: store_claim_complete(False)),
         "(reference)",
     )
 

@@ -25,6 +25,7 @@ from colibri_store._audit import (
     audit_path,
     canonical_json,
     chain,
+    chain_one,
     event_hash,
     merkle_root,
     root_from_path,
@@ -224,3 +225,20 @@ def test_chain_hashes_as_event_hash_does(seq: int, actor: str, events: list) -> 
         assert row[:7] == (seq, at, actor, verb, subject, payload, prev)
         assert row[7] == event_hash(prev, seq, at, actor, verb, subject, payload)
         prev = row[7]
+
+
+@given(
+    st.one_of(st.none(), st.integers(0, 10_000)),
+    st.text(min_size=1, max_size=20),
+    st.sampled_from(["create", "claim", 'x"y']),
+    st.text(max_size=30),
+    st.sampled_from(["{}", '{"epoch":1}', '{"title":"\\u2028\\"q"}']),
+)
+def test_chain_one_is_chain_of_one_event(
+    seq: int | None, actor: str, verb: str, subject: str, payload: str
+) -> None:
+    # The hot paths' single-event append: a head of (None, None) is the empty chain.
+    at = "2026-11-23T12:00:00.000000Z"
+    prev = None if seq is None else "cd" * 32
+    expected = chain(seq or 0, prev or GENESIS_HASH, at, actor, [(verb, subject, payload)])
+    assert [chain_one(seq, prev, at, actor, verb, subject, payload)] == expected

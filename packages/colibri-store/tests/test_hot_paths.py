@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import FakeClock
 
-from colibri_store import NotFound, Store, StoreError, Task, Usage
+from colibri_store import InvalidInput, NotFound, Store, StoreError, Task, Usage
 
 
 @pytest.mark.parametrize(
@@ -189,6 +189,14 @@ def test_the_writers_lock_is_held_only_inside_a_write_even_when_it_fails(
         with pytest.raises(StoreError):
             store.create_task("x", depends_on=[12345])
         assert _lock_is_free(lock)
+        agent = store.register_agent("a")
+        task = store.claim_next(agent.id, start=True)
+        assert task is not None
+        assert _lock_is_free(lock)
+        for refused in (store.complete, store.fail):
+            with pytest.raises(StoreError):
+                refused(task.id, task.claim_epoch + 1)  # a stale epoch: refused
+            assert _lock_is_free(lock)
 
 
 def test_a_clock_in_another_zone_is_stored_as_utc(tmp_path: Path) -> None:
@@ -214,6 +222,64 @@ def test_a_failing_clock_leaves_no_transaction_or_lock_behind(tmp_path: Path) ->
         broken["now"] = False
         assert store.create_task("y").title == "y"  # no transaction was left open
         assert [t.title for t in store.list_tasks()] == ["y"]
+        agent = store.register_agent("a")
+        assert store.claim_next(agent.id) is not None  # it sweeps; the next ones need not
+        store.create_tasks([{"title": "z"}, {"title": "w"}])
+        task: Task | None = None
+        # Each hot write (claim, complete, fail) with the clock broken, then working.
+        for step in ("claim", "complete", "fail"):
+            before = store.export_json()
+            broken["now"] = True
+            with pytest.raises(RuntimeError, match="clock broke"):
+                if step == "claim":
+                    store.claim_next(agent.id, start=True)
+                else:
+                    assert task is not None
+                    getattr(store, step)(task.id, task.claim_epoch)
+            assert _lock_is_free(_lock_file(tmp_path))
+            assert store.export_json() == before
+            broken["now"] = False
+            if step == "claim":
+                task = store.claim_next(agent.id, start=True)
+                assert task is not None
+            elif step == "complete":
+                assert task is not None
+                assert store.complete(task.id, task.claim_epoch).status.value == "done"
+                task = store.claim_next(agent.id, start=True)
+                assert task is not None
+        assert task is not None
+        assert store.fail(task.id, task.claim_epoch).status.value == "failed"
+        assert store.verify_chain().ok
+
+
+@pytest.mark.parametrize("step", ["create", "claim", "complete", "fail"])
+def test_a_clock_without_a_zone_is_refused_by_every_hot_write(tmp_path: Path, step: str) -> None:
+    url = f"sqlite:///{tmp_path / 'colibri.sqlite'}"
+    naive = {"on": False}
+
+    def clock() -> datetime:
+        moment = datetime(2026, 11, 23, 12, 0, 0)
+        return moment if naive["on"] else moment.replace(tzinfo=UTC)
+
+    with Store.open(url, clock=clock) as store:
+        agent = store.register_agent("a")
+        assert store.claim_next(agent.id) is None  # the first claim sweeps; later ones need not
+        store.create_task("t")
+        task = store.claim_next(agent.id, start=True) if step in ("complete", "fail") else None
+        before = store.export_json()
+        naive["on"] = True
+        with pytest.raises(InvalidInput, match="timezone-aware"):
+            if step == "create":
+                store.create_task("x")
+            elif step == "claim":
+                store.claim_next(agent.id, start=True)
+            else:
+                assert task is not None
+                getattr(store, step)(task.id, task.claim_epoch)
+        assert store.export_json() == before
+        assert _lock_is_free(_lock_file(tmp_path))
+        naive["on"] = False
+        assert store.verify_chain().ok
 
 
 def test_claims_for_an_unknown_agent_are_not_found_and_change_nothing(store: Store) -> None:
@@ -224,3 +290,107 @@ def test_claims_for_an_unknown_agent_are_not_found_and_change_nothing(store: Sto
         with pytest.raises(NotFound, match="no agent with id 4242"):
             claim()
     assert store.export_json() == before
+
+
+# The plain create on SQLite chains on from the head its connection remembers, when
+# nothing was written since; these interleave it with every other kind of writer.
+
+
+def _seqs_run_one_by_one(store: Store) -> None:
+    seqs = [e.seq for e in store.audit_events()]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert store.verify_chain().ok
+
+
+def test_plain_creates_chain_on_after_another_store_writes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'colibri.sqlite'}"
+    with Store.open(url, actor="one") as one, Store.open(url, actor="two") as two:
+        for i in range(20):
+            one.create_task(f"one {i}")
+            if i % 3 == 0:
+                two.create_task(f"two {i}")
+            if i % 5 == 0:
+                two.register_agent(f"agent {i}")
+        _seqs_run_one_by_one(one)
+        assert len(one.audit_events()) == 20 + 7 + 4
+
+
+def test_plain_creates_chain_on_after_other_writes_of_the_same_store(store: Store) -> None:
+    agent = store.register_agent("a")
+    store.create_task("plain")
+    store.create_task("with options", priority=5)
+    store.create_task("plain again")
+    store.create_tasks([{"title": "batch 1"}, {"title": "batch 2"}])
+    store.create_task("after the batch")
+    task = store.claim_next(agent.id, start=True)
+    assert task is not None
+    store.create_task("after the claim")
+    store.complete(task.id, task.claim_epoch)
+    store.create_task("after the complete")
+    _seqs_run_one_by_one(store)
+
+
+def test_plain_creates_from_many_threads_chain_one_by_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'colibri.sqlite'}"
+    with Store.open(url) as store:
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                for i in range(40):
+                    store.create_task(f"thread {n} task {i}")
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert len(store.list_tasks(limit=1000)) == 160
+        _seqs_run_one_by_one(store)
+
+
+def test_a_plain_create_that_fails_before_commit_leaves_the_next_one_chained_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from colibri_store import _audit
+
+    url = f"sqlite:///{tmp_path / 'colibri.sqlite'}"
+    with Store.open(url) as store:
+        store.create_task("first")
+        real = _audit.chain_one
+        calls = {"n": 0}
+
+        def once_broken(*args: object) -> object:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("broken between the insert and its event")
+            return real(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(_audit, "chain_one", once_broken)
+        with pytest.raises(RuntimeError, match="broken between"):
+            store.create_task("lost")
+        store.create_task("second")
+        assert [t.title for t in store.list_tasks()] == ["first", "second"]
+        _seqs_run_one_by_one(store)
+
+
+def test_a_stale_remembered_head_is_refused_not_forked(tmp_path: Path) -> None:
+    # The safety net under the remembered head: were it ever stale, the next seq is
+    # taken, so the create is refused whole instead of forking the chain.
+    url = f"sqlite:///{tmp_path / 'colibri.sqlite'}"
+    with Store.open(url) as store:
+        store.create_task("first")
+        store.create_task("second")
+        version, changes, _seq, _hash = store._local.head
+        first = store.audit_events()[0]
+        store._local.head = (version, changes, first.seq, first.hash)  # as if stale
+        before = store.export_json()
+        with pytest.raises(StoreError, match="refused"):
+            store.create_task("third")
+        assert store.export_json() == before
+        store._local.head = None
+        store.create_task("third")
+        _seqs_run_one_by_one(store)

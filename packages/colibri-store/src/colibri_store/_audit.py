@@ -78,6 +78,32 @@ def chain(
     return rows
 
 
+def chain_one(
+    seq: int | None,
+    prev_hash: str | None,
+    at: str,
+    actor: str,
+    verb: str,
+    subject: str,
+    payload: str,
+) -> tuple[int, str, str, str, str, str, str, str]:
+    """The row of one event chained on from the head ``(seq, prev_hash)`` (both None:
+    the chain is empty): :func:`chain` for a single event, with the fewest steps.
+
+    ``at`` is the store's own timestamp text (digits and ``-:.TZ``), which JSON
+    encodes as it is.
+    """
+    if seq is None or prev_hash is None:
+        seq, prev_hash = 0, GENESIS_HASH
+    seq += 1
+    subject_json = f'"{subject}"' if _PLAIN.fullmatch(subject) else json_str(subject)
+    digest = hashlib.sha256(
+        f'{prev_hash}{{"actor":{_json_str(actor)},"at":"{at}","payload":{payload},'
+        f'"seq":{seq},"subject":{subject_json},"verb":{_json_str(verb)}}}'.encode()
+    ).hexdigest()
+    return (seq, at, actor, verb, subject, payload, prev_hash, digest)
+
+
 def recompute(event: AuditEvent) -> str:
     """The hash ``event`` should carry, from its own fields."""
     return event_hash(

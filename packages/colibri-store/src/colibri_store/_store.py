@@ -492,6 +492,25 @@ def _build_statements(
     # Only the id comes back: the rest of a new task is what we sent and the schema's
     # defaults, and RETURNING every column costs a third of a SQLite insert.
     s["insert_task"] = new_task.returning(tasks.c.id, *head)
+    # create_task with a title only (SQLite's fast path): _PLAIN_TASK_ROW's values are
+    # written into the SQL, so only the title and the time are bound; no RETURNING
+    # (the id is the rowid; SQLite buffers RETURNING rows in a table of their own).
+    s["insert_plain_task"] = sa.insert(tasks).values(
+        title=_B("title"),
+        description=None,
+        status=sa.literal_column("'queued'"),
+        created_at=now,
+        updated_at=now,
+        required_capabilities=sa.literal_column("'[]'"),
+        priority=0,
+        max_attempts=3,
+        session_id=None,
+        dedupe_key=None,
+        concurrency_key=None,
+        concurrency_limit=None,
+        not_before=None,
+        lease_seconds=None,
+    )
     s["open_by_dedupe_key"] = sa.select(*_TASK_COLS).where(
         tasks.c.dedupe_key == _B("dedupe_key"), _status_in("queued", "claimed", "started")
     )
@@ -574,9 +593,16 @@ def _build_statements(
         if pg:
             cand = cand.with_for_update(skip_locked=True)
         cand_cte = cand.cte("candidates")
+        # One task on SQLite: ``id = (scalar subquery)`` instead of ``IN``, which builds
+        # an ephemeral table for the candidates (a seventh of the claim's time).
+        picked = (
+            tasks.c.id == sa.select(cand_cte.c.id).scalar_subquery()
+            if not pg and abs(n) == 1
+            else tasks.c.id.in_(sa.select(cand_cte.c.id))
+        )
         return (
             sa.update(tasks)
-            .where(tasks.c.id.in_(sa.select(cand_cte.c.id)), _still_status(dialect.name, "queued"))
+            .where(picked, _still_status(dialect.name, "queued"))
             .values(**claim_values)
             .returning(*_TASK_COLS, deps, *head)
         )
@@ -958,6 +984,47 @@ class _SqliteWrite:
             raise exc
 
 
+class _SqliteOne:
+    """``with _SqliteOne(store) as cur`` on SQLite: flock, BEGIN IMMEDIATE, the block,
+    COMMIT, for the hot one-event operations, whose blocks append their own audit row
+    (``_audit.chain_one``) with no ``_Tx`` in between.
+
+    On any error the transaction rolls back and a database refusal (a constraint)
+    becomes a Conflict, as with ``_SqliteWrite``; the writers' lock is released
+    either way.
+    """
+
+    __slots__ = ("cur", "store")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> Any:
+        store = self.store
+        self.cur = cur = store._cursor()
+        store._lock_writers()
+        try:
+            store._begin_immediate(cur)
+        except BaseException:
+            store._unlock_writers()
+            raise
+        return cur
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
+        cur = self.cur
+        try:
+            if exc is None:
+                try:
+                    cur.execute("COMMIT")
+                    return
+                except BaseException as failure:
+                    _rolled_back(cur, failure)
+                    raise
+            _rolled_back(cur, exc)
+        finally:
+            self.store._unlock_writers()
+
+
 class Store:
     """A durable task board. Open with :meth:`Store.open`; see the package README."""
 
@@ -1177,6 +1244,9 @@ class Store:
             self._local.conn = conn
             self._local.cur = conn.cursor()
             self._local.lock_fd = lock_fd
+            # SQLite: (data_version, total_changes, seq, hash) after this connection's
+            # last plain create: see _create_plain_sqlite.
+            self._local.head = None
             with self._lock:
                 self._finalizers = [f for f in self._finalizers if f.alive]
                 self._finalizers.append(weakref.finalize(holder, _close_quietly, pooled, lock_fd))
@@ -1320,7 +1390,7 @@ class Store:
             seq, prev = 0, _audit.GENESIS_HASH
         rows = _audit.chain(seq, prev, tx.stamp(), _actor.get() or self.actor, tx.events)
         if len(rows) == 1:
-            cur.execute(_audit_insert_sql(1), rows[0])
+            cur.execute(_AUDIT_INSERT_ONE, rows[0])
             return
         step = _AUDIT_ROWS_PER_INSERT
         for start in range(0, len(rows), step):
@@ -1436,6 +1506,8 @@ class Store:
             and lease_seconds is None
         ):
             # The common call, a title and defaults: the row needs no further checks.
+            if self._sqlite:
+                return self._create_plain_sqlite(title)
             with self._write() as tx:
                 return self._insert_task(tx, {**_PLAIN_TASK_ROW, "title": title}, ())
         row = self._task_params(
@@ -1603,6 +1675,66 @@ class Store:
         if isinstance(depends_on, str | bytes) or not isinstance(depends_on, Iterable):
             raise InvalidInput("depends_on", "must be a list of task ids")
         return tuple(sorted({_check_id("depends_on", d) for d in depends_on}))
+
+    def _create_plain_sqlite(self, title: str) -> Task:
+        """SQLite: create_task with a title and defaults, in the fewest steps.
+
+        The same rows, event and Task as ``_insert_task`` with ``_PLAIN_TASK_ROW``.
+        The insert returns nothing (the id is the rowid): the chain head comes from
+        this connection's memory of its last append when nothing was written since,
+        by this connection (``total_changes`` unmoved) or by any other
+        (``PRAGMA data_version`` unmoved; we hold the write lock, so none can write
+        now); otherwise it is read. A stale head could not fork the chain: its next
+        ``seq`` would already be taken, and the insert would be refused.
+        """
+        q = self._q["insert_plain_task"]
+        local = self._local
+        with _SqliteOne(self) as cur:
+            now = format_time(self._now())  # the clock is the caller's code: checked
+            conn = local.conn
+            version = cur.execute("PRAGMA data_version").fetchall()[0][0]
+            known = local.head
+            if known is not None and known[0] == version and known[1] == conn.total_changes:
+                seq, prev = known[2], known[3]
+            else:
+                found = cur.execute(_AUDIT_HEAD_SQL).fetchall()
+                seq, prev = found[0] if found else (None, None)
+            cur.execute(q.sql, q.args({"title": title, "now": now}))
+            task_id = cur.lastrowid
+            subject = f"task:{task_id}"
+            payload = f'{{"priority":0,"title":{_audit.json_str(title)}}}'
+            actor = _actor.get() or self.actor
+            event = _audit.chain_one(seq, prev, now, actor, "create", subject, payload)
+            cur.execute(_AUDIT_INSERT_ONE, event)
+            changes = conn.total_changes
+        local.head = (version, changes, event[0], event[7])  # committed: remember it
+        return Task(
+            task_id,
+            title,
+            None,
+            TaskStatus.QUEUED,
+            None,
+            (),
+            0,
+            0,
+            3,
+            0,
+            None,
+            None,
+            None,
+            None,
+            _NO_USAGE,
+            now,
+            now,
+            None,
+            None,
+            (),
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
 
     def _insert_task(self, tx: _Tx, row: dict[str, Any], deps: tuple[int, ...]) -> Task:
         if deps:
@@ -1906,10 +2038,12 @@ class Store:
         """
         _check_int("n", n, low=1, high=1000)
         _check_id("agent_id", agent_id)
-        if not self._sqlite and (
-            agent_id not in self._slow_claimers or self._fast_claims_again(agent_id)
-        ):
-            fast = self._claim_batch_fast_pg(agent_id, n, lease_seconds, start)
+        if agent_id not in self._slow_claimers or self._fast_claims_again(agent_id):
+            fast = (
+                self._claim_batch_fast_sqlite(agent_id, n, lease_seconds, start)
+                if self._sqlite
+                else self._claim_batch_fast_pg(agent_id, n, lease_seconds, start)
+            )
             if fast is not None:
                 return fast
         try:
@@ -1973,31 +2107,108 @@ class Store:
                     rows = tx.run_sized("claim_batch", size, params).fetchall()
             if rows and self._sqlite:
                 tx.head = (rows[0][_ROW_HEAD], rows[0][_ROW_HEAD + 1])
-            if len(rows) > 1:
-                rows.sort(
-                    key=(lambda r: r[_ROW_ID])
-                    if oldest_first
-                    else (lambda r: (-r[_ROW_PRIORITY], r[_ROW_ID]))
-                )
-            settled: list[Task] | None = None
-            needs_settling = False
-            for r in rows:  # a plain loop: a generator costs more for the usual one row
-                if r[_ROW_CONCURRENCY_KEY] is not None or (
-                    lease_seconds is None and r[_ROW_LEASE_SECONDS] is not None
-                ):
-                    needs_settling = True
-                    break
-            if needs_settling:
-                settled = self._settle_claims(tx, [_task_returned(r) for r in rows], lease_seconds)
-                claims = [(t.id, t.claim_epoch, t.lease_expires_at) for t in settled]
-                self._audit_claims(tx, claims, agent_id, start)
-            else:
-                self._audit_claims(
-                    tx, [(r[_ROW_ID], r[_ROW_EPOCH], r[_ROW_LEASE]) for r in rows], agent_id, start
-                )
+            settled = self._settle_and_audit(tx, rows, agent_id, lease_seconds, start, oldest_first)
         if swept_at is not None:
             self._last_sweep = swept_at
         # Plain claims become Task values after COMMIT, outside the write lock.
+        return settled if settled is not None else [_task_returned(r) for r in rows]
+
+    def _settle_and_audit(
+        self,
+        tx: _Tx,
+        rows: list[Any],
+        agent_id: int,
+        lease_seconds: float | None,
+        start: bool,
+        oldest_first: bool,
+    ) -> list[Task] | None:
+        """Put claimed ``rows`` in claim order (in place), settle them if any needs it
+        (``_settle_claims``) and record their events. The settled Tasks, or None when
+        the rows stand as claimed."""
+        if len(rows) > 1:
+            rows.sort(
+                key=(lambda r: r[_ROW_ID])
+                if oldest_first
+                else (lambda r: (-r[_ROW_PRIORITY], r[_ROW_ID]))
+            )
+        for r in rows:  # a plain loop: a generator costs more for the usual one row
+            if r[_ROW_CONCURRENCY_KEY] is not None or (
+                lease_seconds is None and r[_ROW_LEASE_SECONDS] is not None
+            ):
+                settled = self._settle_claims(tx, [_task_returned(r) for r in rows], lease_seconds)
+                claims = [(t.id, t.claim_epoch, t.lease_expires_at) for t in settled]
+                self._audit_claims(tx, claims, agent_id, start)
+                return settled
+        self._audit_claims(
+            tx, [(r[_ROW_ID], r[_ROW_EPOCH], r[_ROW_LEASE]) for r in rows], agent_id, start
+        )
+        return None
+
+    def _claim_batch_fast_sqlite(
+        self, agent_id: int, n: int, lease_seconds: float | None, start: bool
+    ) -> list[Task] | None:
+        """SQLite: claim_batch's usual case in the fewest steps, or None (nothing
+        changed) to take the general path.
+
+        The usual case: no overdue-lease sweep due, and an agent without max_tasks.
+        For an agent with max_tasks (the uncapped claim leaves its tasks alone) the
+        general path is taken for a while, as on PostgreSQL. Claims that need settling
+        (a concurrency key, a task's own lease) or more than one event take the general
+        path's steps inside this transaction.
+        """
+        last = self._last_sweep
+        if last is None:
+            return None
+        with _SqliteOne(self) as cur:
+            moment = self._now()
+            now = format_time(moment)  # the caller's clock: checked
+            if not _NO_TIME <= moment - last < _SWEEP_EVERY:
+                return None  # a sweep is due: the general path runs it (nothing changed)
+            oldest_first = bool(self.fifo_every) and (self._claims + 1) % self.fifo_every == 0
+            lease = self._lease_until(moment, lease_seconds)
+            q = self._sized_statement("claim_batch_uncapped", -n if oldest_first else n)
+            params = {
+                "new_status": "started" if start else "claimed",
+                "agent_id": agent_id,
+                "lease": lease,
+                "now": now,
+                "started_at": now if start else None,
+            }
+            rows = cur.execute(q.sql, q.args(params)).fetchall()
+            if not rows:
+                found = cur.execute(_AGENT_MAX_TASKS_SQL, (agent_id,)).fetchall()
+                if not found:
+                    raise NotFound("agent", agent_id)
+                if found[0][0] is None:
+                    return []  # nothing ready for it
+                self._slow_claimers[agent_id] = time.monotonic() + _SLOW_CLAIMER_RETRY
+                return None  # max_tasks: the general path counts its room
+            self._claims += 1
+            row = rows[0]
+            if (
+                len(rows) == 1
+                and row[_ROW_CONCURRENCY_KEY] is None
+                and (lease_seconds is not None or row[_ROW_LEASE_SECONDS] is None)
+            ):
+                actor = _actor.get() or self.actor
+                payload = _claim_payload(agent_id, row[_ROW_EPOCH], row[_ROW_LEASE], start)
+                cur.execute(
+                    _AUDIT_INSERT_ONE,
+                    _audit.chain_one(
+                        row[_ROW_HEAD],
+                        row[_ROW_HEAD + 1],
+                        now,
+                        actor,
+                        "claim",
+                        f"task:{row[_ROW_ID]}",
+                        payload,
+                    ),
+                )
+                return [_task_returned(row)]
+            tx = _Tx(self, cur, moment)
+            tx.head = (row[_ROW_HEAD], row[_ROW_HEAD + 1])
+            settled = self._settle_and_audit(tx, rows, agent_id, lease_seconds, start, oldest_first)
+            self._append_audit_sqlite(tx)
         return settled if settled is not None else [_task_returned(r) for r in rows]
 
     def _claim_batch_fast_pg(
@@ -2228,7 +2439,9 @@ class Store:
                 params.update(payload["usage"])
         if action in ("fail", "release"):
             params["error"] = _check_text("error", opts["error"], limit=MAX_TEXT, required=False)
-        if not self._sqlite and action in ("complete", "fail"):
+        if action in ("complete", "fail"):
+            if self._sqlite:
+                return self._fenced_sqlite(action, task_id, epoch, params, payload)
             return self._fenced_in_one_round_trip(action, task_id, epoch, params, payload)
         task: Task | None = None
         with self._write() as tx:
@@ -2261,6 +2474,38 @@ class Store:
                 tx.audit(action, f"task:{task_id}", payload)
         # Otherwise the Task value is built after COMMIT, outside the write lock.
         return task if task is not None else _task_returned(row)
+
+    def _fenced_sqlite(
+        self,
+        action: str,
+        task_id: int,
+        epoch: int,
+        params: dict[str, Any],
+        payload: dict[str, Any],
+    ) -> Task:
+        """SQLite: complete or fail a task in the fewest steps: the fenced UPDATE, which
+        returns the task and the chain head, then its audit row."""
+        q = self._q[action]
+        subject = f"task:{task_id}"
+        payload_json = (
+            f'{{"epoch":{epoch}}}' if len(payload) == 1 else _audit.canonical_json(payload)
+        )
+        with _SqliteOne(self) as cur:
+            params["now"] = now = format_time(self._now())  # the caller's clock: checked
+            rows = cur.execute(q.sql, q.args(params)).fetchall()
+            if not rows:
+                get = self._q["get_task"]
+                found = cur.execute(get.sql, get.args({"id": task_id})).fetchall()
+                raise _refusal(found, action, task_id, epoch)
+            row = rows[0]
+            actor = _actor.get() or self.actor
+            cur.execute(
+                _AUDIT_INSERT_ONE,
+                _audit.chain_one(
+                    row[_ROW_HEAD], row[_ROW_HEAD + 1], now, actor, action, subject, payload_json
+                ),
+            )
+        return _task_returned(row)
 
     def _fenced_in_one_round_trip(
         self,
@@ -3168,6 +3413,10 @@ def _retry_busy(action: Callable[[], Any], timeout: float) -> None:
 _AUDIT_COLUMN_NAMES = ("seq", "at", "actor", "verb", "subject", "payload", "prev_hash", "hash")
 _AUDIT_ROWS_PER_INSERT = 500  # 8 parameters a row: well under SQLite's 32766
 _AUDIT_HEAD_SQL = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+_AUDIT_INSERT_ONE = (
+    f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) "
+    f"VALUES ({', '.join('?' * len(_AUDIT_COLUMN_NAMES))})"
+)
 _AGENT_MAX_TASKS_SQL = "SELECT max_tasks FROM agents WHERE id = ?"  # SQLite claims
 # Seconds a PostgreSQL Store claims for an agent seen with max_tasks on the general path
 # only, before it tries the one-round-trip claim again.
