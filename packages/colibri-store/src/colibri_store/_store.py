@@ -2185,6 +2185,7 @@ class Store:
                 return None  # max_tasks: the general path counts its room
             self._claims += 1
             row = rows[0]
+            settled = None
             if (
                 len(rows) == 1
                 and row[_ROW_CONCURRENCY_KEY] is None
@@ -2204,11 +2205,14 @@ class Store:
                         payload,
                     ),
                 )
-                return [_task_returned(row)]
-            tx = _Tx(self, cur, moment)
-            tx.head = (row[_ROW_HEAD], row[_ROW_HEAD + 1])
-            settled = self._settle_and_audit(tx, rows, agent_id, lease_seconds, start, oldest_first)
-            self._append_audit_sqlite(tx)
+            else:
+                tx = _Tx(self, cur, moment)
+                tx.head = (row[_ROW_HEAD], row[_ROW_HEAD + 1])
+                settled = self._settle_and_audit(
+                    tx, rows, agent_id, lease_seconds, start, oldest_first
+                )
+                self._append_audit_sqlite(tx)
+        # Plain claims become Task values after COMMIT, outside the write lock.
         return settled if settled is not None else [_task_returned(r) for r in rows]
 
     def _claim_batch_fast_pg(
