@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock
+from conftest import FakeClock, make_url
 
 from colibri_store import InvalidInput, NotFound, Store, StoreError, Task, Usage
 
@@ -394,3 +394,58 @@ def test_a_stale_remembered_head_is_refused_not_forked(tmp_path: Path) -> None:
         store._local.head = None
         store.create_task("third")
         _seqs_run_one_by_one(store)
+
+
+def test_empty_claims_count_toward_fifo_every_on_both_backends(
+    backend: str, tmp_path: Path
+) -> None:
+    # Every claim made counts toward the oldest-first slot, whichever path serves it
+    # (found by review: SQLite's lean claim counted only claims that found a task).
+    with Store.open(make_url(backend, tmp_path), clock=FakeClock(), fifo_every=2) as store:
+        agent = store.register_agent("a")
+        assert store.claim_next(agent.id) is None  # claim 1 (it sweeps)
+        assert store.claim_next(agent.id) is None  # claim 2: nothing ready
+        store.create_task("old")
+        store.create_task("urgent", priority=5)
+        got = store.claim_next(agent.id)  # claim 3: not an oldest-first slot
+        assert got is not None
+        assert got.title == "urgent"
+        got = store.claim_next(agent.id)  # claim 4: the oldest-first slot
+        assert got is not None
+        assert got.title == "old"
+
+
+def test_threads_past_an_expired_slow_claimer_entry_all_claim(tmp_path: Path) -> None:
+    # An agent with max_tasks takes the general path for a while; when that ends,
+    # several threads may look at once (found by review: the second raised KeyError).
+    with Store.open(f"sqlite:///{tmp_path / 'colibri.sqlite'}") as store:
+        agent = store.register_agent("a", max_tasks=5)
+        store.claim_next(agent.id)  # it sweeps
+        store.claim_next(agent.id)  # sees max_tasks: the general path, for a while
+        assert agent.id in store._slow_claimers
+        barrier = threading.Barrier(2, timeout=10)
+
+        class BothLook(dict):  # type: ignore[type-arg]
+            def __contains__(self, key: object) -> bool:
+                found = super().__contains__(key)
+                barrier.wait()  # both threads have looked before either goes on
+                return found
+
+        store._slow_claimers = BothLook({agent.id: 0.0})  # expired: due a fast try
+        store.create_tasks([{"title": "t1"}, {"title": "t2"}])
+        errors: list[BaseException] = []
+        claimed: list[Task | None] = []
+
+        def work() -> None:
+            try:
+                claimed.append(store.claim_next(agent.id))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        assert sorted(t.title for t in claimed if t is not None) == ["t1", "t2"]

@@ -2180,6 +2180,7 @@ class Store:
                 if not found:
                     raise NotFound("agent", agent_id)
                 if found[0][0] is None:
+                    self._claims += 1  # a claim made, as on the other paths, if empty
                     return []  # nothing ready for it
                 self._slow_claimers[agent_id] = time.monotonic() + _SLOW_CLAIMER_RETRY
                 return None  # max_tasks: the general path counts its room
@@ -2278,10 +2279,14 @@ class Store:
         return claimed
 
     def _fast_claims_again(self, agent_id: int) -> bool:
-        """True once an agent seen with max_tasks is due a new fast attempt."""
-        if self._slow_claimers[agent_id] > time.monotonic():
+        """True once an agent seen with max_tasks is due a new fast attempt.
+
+        Threads may ask at once (one agent served by several): the entry may be gone.
+        """
+        retry_at = self._slow_claimers.get(agent_id)
+        if retry_at is not None and retry_at > time.monotonic():
             return False
-        del self._slow_claimers[agent_id]
+        self._slow_claimers.pop(agent_id, None)
         return True
 
     def _room(self, tx: _Tx, agent_id: int, max_tasks: int, just_claimed: int) -> int:
