@@ -2,6 +2,7 @@
 
 python workers.py drain URL AGENT_NAME BATCH [GO_FILE] -> JSON {"claimed": [...], "errors": [...]}
 python workers.py writer URL                   -> prints each committed task id, forever
+python workers.py forked URL N                 -> a Store used across fork(): JSON report
 """
 
 from __future__ import annotations
@@ -142,6 +143,56 @@ def writer(url: str) -> None:
             i += 1
 
 
+def forked(url: str, per_process: int) -> None:
+    """Open a store, use it, fork two children that write with it while this parent
+    does too; one child runs the exit handlers (finalizers included) before it ends.
+    Then the parent writes again. Prints a JSON report; any error is in it."""
+    import atexit
+
+    report: dict[str, object] = {"errors": []}
+    errors: list[str] = report["errors"]  # type: ignore[assignment]
+    with Store.open(url) as store:
+        store.create_task("before the fork")  # the parent's connection is open
+        parents = store._conn()
+        pids = []
+        for n in range(2):
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    if store._conn() is parents:  # SQLite would mostly get by; still wrong
+                        raise AssertionError("the child uses its parent's connection")
+                    for i in range(per_process):
+                        store.create_task(f"child{n} {i}")
+                    agent = store.register_agent(f"child{n}")
+                    task = store.claim_next(agent.id, start=True)
+                    if task is not None:
+                        store.complete(task.id, task.claim_epoch)
+                except BaseException as exc:
+                    os.write(2, f"child{n}: {type(exc).__name__}: {exc}\n".encode())
+                    code = 1
+                if n == 1:
+                    atexit._run_exitfuncs()  # what a normal exit runs
+                os._exit(code)
+            pids.append(pid)
+        try:
+            for i in range(per_process):
+                store.create_task(f"parent {i}")
+        except BaseException as exc:
+            errors.append(f"parent: {type(exc).__name__}: {exc}")
+        report["children"] = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids]
+        try:
+            store.create_task("after the children")  # the parent's session still works
+            tasks = store.list_tasks(limit=100_000)
+            report["titles"] = sorted(t.title for t in tasks)
+            report["done"] = sum(t.status.value == "done" for t in tasks)
+            report["events"] = len(store.audit_events())
+            report["chain_ok"] = store.verify_chain().ok
+        except BaseException as exc:
+            errors.append(f"parent after: {type(exc).__name__}: {exc}")
+    print(json.dumps(report), flush=True)
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "drain":
@@ -156,5 +207,7 @@ if __name__ == "__main__":
         keyed(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif command == "batch_writer":
         batch_writer(sys.argv[2], int(sys.argv[3]))
+    elif command == "forked":
+        forked(sys.argv[2], int(sys.argv[3]))
     else:
         sys.exit(f"unknown command {command}")

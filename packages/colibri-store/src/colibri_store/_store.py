@@ -866,6 +866,21 @@ class _ThreadConnection:
     __slots__ = ("__weakref__",)
 
 
+# Every Store of this process, so that a child made by fork() can make each forget
+# its parent's connections (Store._after_fork_in_child) before it uses any.
+_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+# What children inherited and must neither use nor close (see _after_fork_in_child).
+_inherited: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_open_stores):
+        store._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _close_quietly(pooled: Any, lock_fd: int | None = None) -> None:
     with contextlib.suppress(Exception):
         pooled.close()
@@ -1068,6 +1083,7 @@ class Store:
         self._waiters_gone = threading.Condition(self._lock)
         self._busy_timeout = busy_timeout
         self._tasks_autoincrement: bool | None = None
+        _open_stores.add(self)  # for _after_fork_in_child
 
     # ------------------------------------------------------------ opening
 
@@ -1205,6 +1221,38 @@ class Store:
             self._finalizers.clear()
         self._local = threading.local()
         self._engine.dispose()
+
+    def _after_fork_in_child(self) -> None:
+        """In a child made by ``fork()``: forget the parent's connections, unused and
+        unclosed, and open the child's own on first use.
+
+        Used by both processes, a PostgreSQL connection would interleave two
+        conversations on one socket, and closing it (at the child's exit, say) would end
+        the parent's session; a SQLite connection must not cross a fork (its locks are
+        per process), and the writers' lock file descriptions are shared. So the
+        parent's connections are kept referenced here, never closed; the child closes
+        only its copies of the lock descriptors, which releases nothing of the
+        parent's. Locks other threads held at the fork are made anew.
+        """
+        for finalizer in self._finalizers:
+            detached = finalizer.detach()
+            if detached is not None:
+                _, _, (pooled, lock_fd), _ = detached
+                _inherited.append(pooled)
+                if lock_fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(lock_fd)
+        _inherited.extend(self._connections)
+        _inherited.append(self._local)
+        self._finalizers = []
+        self._connections = []
+        self._waiter = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._waiters_gone = threading.Condition(self._lock)
+        self._rng = random.Random()  # not the parent's jitter sequence
+        self._engine.dispose(close=False)
 
     def __enter__(self) -> Store:
         return self
