@@ -1756,33 +1756,7 @@ class Store:
             cur.execute(_AUDIT_INSERT_ONE, event)
             changes = conn.total_changes
         local.head = (version, changes, event[0], event[7])  # committed: remember it
-        return Task(
-            task_id,
-            title,
-            None,
-            TaskStatus.QUEUED,
-            None,
-            (),
-            0,
-            0,
-            3,
-            0,
-            None,
-            None,
-            None,
-            None,
-            _NO_USAGE,
-            now,
-            now,
-            None,
-            None,
-            (),
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
+        return _queued_task(task_id, title, None, (), 0, 3, None, now, ())
 
     def _insert_task(self, tx: _Tx, row: dict[str, Any], deps: tuple[int, ...]) -> Task:
         if deps:
@@ -1793,26 +1767,15 @@ class Store:
         if self._sqlite:
             tx.head = (returned[1], returned[2])
         caps = row["caps"]
-        task = Task(
+        task = _queued_task(
             task_id,
             row["title"],
             row["description"],
-            TaskStatus.QUEUED,
-            None,
             () if caps == "[]" else tuple(json.loads(caps)),
             row["priority"],
-            0,
             row["max_attempts"],
-            0,
-            None,
             row["session_id"],
-            None,
-            None,
-            _NO_USAGE,
             now,
-            now,
-            None,
-            None,
             deps,
             row["dedupe_key"],
             row["concurrency_key"],
@@ -3759,6 +3722,52 @@ _ROW_LEASE = _TASK_INDEX["lease_expires_at"]
 _ROW_PRIORITY = _TASK_INDEX["priority"]
 _ROW_CONCURRENCY_KEY = _TASK_INDEX["concurrency_key"]
 _ROW_LEASE_SECONDS = _TASK_INDEX["lease_seconds"]
+
+
+def _queued_task(
+    task_id: int,
+    title: str,
+    description: str | None,
+    caps: tuple[str, ...],
+    priority: int,
+    max_attempts: int,
+    session_id: str | None,
+    now: str,
+    deps: tuple[int, ...],
+    dedupe_key: str | None = None,
+    concurrency_key: str | None = None,
+    concurrency_limit: int | None = None,
+    not_before: str | None = None,
+    lease_seconds: float | None = None,
+) -> Task:
+    """A task just created, from what was sent and the schema's defaults (no read)."""
+    return Task(
+        task_id,
+        title,
+        description,
+        TaskStatus.QUEUED,
+        None,
+        caps,
+        priority,
+        0,
+        max_attempts,
+        0,
+        None,
+        session_id,
+        None,
+        None,
+        _NO_USAGE,
+        now,
+        now,
+        None,
+        None,
+        deps,
+        dedupe_key,
+        concurrency_key,
+        concurrency_limit,
+        not_before,
+        lease_seconds,
+    )
 
 
 def _task_returned(row: Sequence[Any]) -> Task:
