@@ -242,3 +242,14 @@ def test_chain_one_is_chain_of_one_event(
     prev = None if seq is None else "cd" * 32
     expected = chain(seq or 0, prev or GENESIS_HASH, at, actor, [(verb, subject, payload)])
     assert [chain_one(seq, prev, at, actor, verb, subject, payload)] == expected
+
+
+def test_audit_events_after_beyond_a_32_bit_seq_is_bad_input(store: Store) -> None:
+    # seq is a 32-bit INTEGER (the original's schema): on PostgreSQL a larger `after`
+    # used to reach the server and fail there, untyped (found by test_fuzz_api).
+    store.create_task("x")
+    assert store.audit_events(2**31 - 1) == []
+    for after in (2**31, 2**62):
+        with pytest.raises(InvalidInput, match="after"):
+            store.audit_events(after)
+    assert [e.seq for e in store.audit_events()] == [1]

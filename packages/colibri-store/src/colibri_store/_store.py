@@ -3039,7 +3039,7 @@ class Store:
 
     def audit_events(self, after: int = 0, limit: int | None = None) -> list[AuditEvent]:
         """Audit events with seq > ``after``, in order."""
-        _check_int("after", after, low=0, high=2**62)
+        _check_int("after", after, low=0, high=MAX_INT4)  # seq is a 32-bit INTEGER on PostgreSQL
         stmt = (
             sa.select(*_AUDIT_COLS).where(audit_events.c.seq > after).order_by(audit_events.c.seq)
         )
