@@ -3,6 +3,10 @@
 Finds ``initdb``/``pg_ctl`` via ``pg_config --bindir`` or ``/usr/lib/postgresql/*/bin``.
 As root, runs them as the ``postgres`` user (they refuse root). Listens on a Unix
 socket only. Each test gets its own schema, so the cluster is started once a session.
+
+A watchdog process stops the cluster and removes its files when the process that
+started it ends without calling ``stop()`` (killed by a timeout, say): it waits for
+the end of a pipe that only the starter holds.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -87,12 +92,30 @@ class PgServer:
             str(self.root / "server.log"),
             "start",
         )
+        stop_now = [
+            *self.run_as,
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-m",
+            "immediate",
+        ]
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(self.root), *stop_now],
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # outlives a kill of the starter's process group
+        )
 
     def stop(self) -> None:
         try:
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+            watchdog = getattr(self, "_watchdog", None)
+            if watchdog is not None:
+                assert watchdog.stdin is not None
+                watchdog.stdin.close()  # it finds the cluster gone, and ends
+                watchdog.wait(timeout=60)
 
     def url(self, schema: str | None = None) -> str:
         base = f"postgresql+psycopg://{self.user}@/postgres?host={self.sock}"
@@ -109,3 +132,13 @@ class PgServer:
         ) as c:
             c.execute(f"CREATE SCHEMA {name}")
         return name
+
+
+# python -c _WATCHDOG ROOT PG_CTL_ARGV...: wait for stdin's end, then stop and remove.
+_WATCHDOG = """
+import shutil, subprocess, sys
+sys.stdin.buffer.read()
+root, argv = sys.argv[1], sys.argv[2:]
+subprocess.run([*argv, "-w", "stop"], capture_output=True, timeout=60)
+shutil.rmtree(root, ignore_errors=True)
+"""
