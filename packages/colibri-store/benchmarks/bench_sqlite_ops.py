@@ -29,18 +29,10 @@ from _bench import (
 )
 
 from colibri_store import Store
+from colibri_store._store import _NO_USAGE_PARAMS  # the complete's zero usage
 
 N = 2000
 BATCH = 5000
-
-
-NO_USAGE = {
-    "input_tokens": 0,
-    "output_tokens": 0,
-    "cache_read_tokens": 0,
-    "cache_write_tokens": 0,
-    "cost_micros": 0,
-}
 
 
 def _without_chain_head(sql: str) -> str:
@@ -205,7 +197,7 @@ def main() -> None:
             raw.execute(
                 done_sql,
                 done_q.args(
-                    {"id": task_id, "epoch": epoch, "result": None, "now": NOW, **NO_USAGE}
+                    {"id": task_id, "epoch": epoch, "result": None, "now": NOW, **_NO_USAGE_PARAMS}
                 ),
             ).fetchall()
             raw.execute("COMMIT")

@@ -949,64 +949,13 @@ class _Tx:
         self.events.append((verb, subject, _audit.canonical_json(payload)))
 
 
-class _SqliteWrite:
-    """``with store._write() as tx`` on SQLite: flock, BEGIN IMMEDIATE ... audit, COMMIT.
+class _SqliteOne:
+    """``with _SqliteOne(store) as cur`` on SQLite: flock, BEGIN IMMEDIATE, the block,
+    COMMIT. The hot one-event operations use it as it is (their blocks append their
+    own audit row, ``_audit.chain_one``); ``_SqliteWrite`` adds a ``_Tx``.
 
     On any error the transaction rolls back and a database refusal (a constraint)
     becomes a Conflict; the writers' lock is released either way.
-    """
-
-    __slots__ = ("store", "tx")
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def __enter__(self) -> _Tx:
-        store = self.store
-        cur = store._cursor()
-        store._lock_writers()
-        begun = False
-        try:
-            store._begin_immediate(cur)
-            begun = True
-            self.tx = tx = _Tx(store, cur, store._now())  # the clock is the caller's code
-        except BaseException:
-            if begun:
-                with contextlib.suppress(Exception):
-                    cur.execute("ROLLBACK")
-            store._unlock_writers()
-            raise
-        return tx
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
-        tx = self.tx
-        store = tx.store
-        failed_here = False  # the audit append or COMMIT raised, not the block
-        try:
-            if exc is None:
-                try:
-                    if tx.events:
-                        store._append_audit_sqlite(tx)
-                    tx._cur.execute("COMMIT")
-                except BaseException as failure:
-                    exc, failed_here = failure, True
-                else:
-                    return
-            _rolled_back(tx._cur, exc)
-        finally:
-            store._unlock_writers()
-        if failed_here:
-            raise exc
-
-
-class _SqliteOne:
-    """``with _SqliteOne(store) as cur`` on SQLite: flock, BEGIN IMMEDIATE, the block,
-    COMMIT, for the hot one-event operations, whose blocks append their own audit row
-    (``_audit.chain_one``) with no ``_Tx`` in between.
-
-    On any error the transaction rolls back and a database refusal (a constraint)
-    becomes a Conflict, as with ``_SqliteWrite``; the writers' lock is released
-    either way.
     """
 
     __slots__ = ("cur", "store")
@@ -1038,6 +987,32 @@ class _SqliteOne:
             _rolled_back(cur, exc)
         finally:
             self.store._unlock_writers()
+
+
+class _SqliteWrite(_SqliteOne):
+    """``with store._write() as tx`` on SQLite: ``_SqliteOne`` with a ``_Tx``, whose
+    audit events are appended just before COMMIT (any failure: rolled back, as there)."""
+
+    __slots__ = ("tx",)
+
+    def __enter__(self) -> _Tx:
+        cur = super().__enter__()
+        try:
+            self.tx = tx = _Tx(self.store, cur, self.store._now())  # the caller's clock
+        except BaseException as exc:
+            super().__exit__(type(exc), exc, None)  # roll back, release the lock
+            raise
+        return tx
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        tx = self.tx
+        if exc is None and tx.events:
+            try:
+                tx.store._append_audit_sqlite(tx)
+            except BaseException as failure:
+                super().__exit__(type(failure), failure, None)
+                raise
+        super().__exit__(exc_type, exc, tb)
 
 
 class Store:
@@ -1074,8 +1049,8 @@ class Store:
         self.backoff_base, self.backoff_cap, self.backoff_jitter = backoff
         self.fifo_every = fifo_every
         self._claims = 0
-        # PostgreSQL: agents last seen with max_tasks -> time.monotonic() until which
-        # their claims skip the fast attempt (it could only fall back).
+        # Agents last seen with max_tasks -> time.monotonic() until which their claims
+        # skip the fast attempt (it could only fall back).
         self._slow_claimers: dict[int, float] = {}
         self._rng = random.Random()
         self._waiter: Any = None
@@ -2143,9 +2118,7 @@ class Store:
                 else (lambda r: (-r[_ROW_PRIORITY], r[_ROW_ID]))
             )
         for r in rows:  # a plain loop: a generator costs more for the usual one row
-            if r[_ROW_CONCURRENCY_KEY] is not None or (
-                lease_seconds is None and r[_ROW_LEASE_SECONDS] is not None
-            ):
+            if not _claimed_as_is(r, lease_seconds):
                 settled = self._settle_claims(tx, [_task_returned(r) for r in rows], lease_seconds)
                 claims = [(t.id, t.claim_epoch, t.lease_expires_at) for t in settled]
                 self._audit_claims(tx, claims, agent_id, start)
@@ -2198,11 +2171,7 @@ class Store:
             self._claims += 1
             row = rows[0]
             settled = None
-            if (
-                len(rows) == 1
-                and row[_ROW_CONCURRENCY_KEY] is None
-                and (lease_seconds is not None or row[_ROW_LEASE_SECONDS] is None)
-            ):
+            if len(rows) == 1 and _claimed_as_is(row, lease_seconds):
                 actor = _actor.get() or self.actor
                 payload = _claim_payload(agent_id, row[_ROW_EPOCH], row[_ROW_LEASE], start)
                 cur.execute(
@@ -2513,10 +2482,8 @@ class Store:
         with _SqliteOne(self) as cur:
             params["now"] = now = format_time(self._now())  # the caller's clock: checked
             rows = cur.execute(q.sql, q.args(params)).fetchall()
-            if not rows:
-                get = self._q["get_task"]
-                found = cur.execute(get.sql, get.args({"id": task_id})).fetchall()
-                raise _refusal(found, action, task_id, epoch)
+            if not rows:  # a read in this transaction says why
+                raise _refusal(self._fetch("get_task", {"id": task_id}), action, task_id, epoch)
             row = rows[0]
             actor = _actor.get() or self.actor
             cur.execute(
@@ -3433,13 +3400,9 @@ def _retry_busy(action: Callable[[], Any], timeout: float) -> None:
 _AUDIT_COLUMN_NAMES = ("seq", "at", "actor", "verb", "subject", "payload", "prev_hash", "hash")
 _AUDIT_ROWS_PER_INSERT = 500  # 8 parameters a row: well under SQLite's 32766
 _AUDIT_HEAD_SQL = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
-_AUDIT_INSERT_ONE = (
-    f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) "
-    f"VALUES ({', '.join('?' * len(_AUDIT_COLUMN_NAMES))})"
-)
 _AGENT_MAX_TASKS_SQL = "SELECT max_tasks FROM agents WHERE id = ?"  # SQLite claims
-# Seconds a PostgreSQL Store claims for an agent seen with max_tasks on the general path
-# only, before it tries the one-round-trip claim again.
+# Seconds a Store claims for an agent seen with max_tasks on the general path only,
+# before it tries the fast claim again.
 _SLOW_CLAIMER_RETRY = 30.0
 
 
@@ -3575,6 +3538,9 @@ def _audit_insert_sql(n: int) -> str:
     return f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMN_NAMES)}) VALUES " + ", ".join(
         [row] * n
     )
+
+
+_AUDIT_INSERT_ONE = _audit_insert_sql(1)  # the hot paths' one event
 
 
 _PG_BATCH_UPDATE = {
@@ -3722,6 +3688,14 @@ _ROW_LEASE = _TASK_INDEX["lease_expires_at"]
 _ROW_PRIORITY = _TASK_INDEX["priority"]
 _ROW_CONCURRENCY_KEY = _TASK_INDEX["concurrency_key"]
 _ROW_LEASE_SECONDS = _TASK_INDEX["lease_seconds"]
+
+
+def _claimed_as_is(row: Sequence[Any], lease_seconds: float | None) -> bool:
+    """A claimed row needs no settling: no concurrency key, and no lease of its own
+    to apply (the claim gave none)."""
+    return row[_ROW_CONCURRENCY_KEY] is None and (
+        lease_seconds is not None or row[_ROW_LEASE_SECONDS] is None
+    )
 
 
 def _queued_task(
