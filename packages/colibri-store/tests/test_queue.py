@@ -307,13 +307,55 @@ def test_close_wakes_a_waiting_thread_with_a_store_error(db_url: str) -> None:
     assert thread.is_alive()  # nothing to do: it waits
     started = time.monotonic()
     store.close()
-    assert not thread.is_alive(), "close() returned before the waiter left"
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # it did not sit out the 30 s wait
     thread.join(timeout=5)
+    assert not thread.is_alive()
     assert len(got) == 1 and isinstance(got[0], StoreError), got
-    assert "closed" in str(got[0])
+    assert "closed while waiting" in str(got[0])
+    # The waiter left on its own before its connection closed: no driver error under it.
+    assert got[0].__cause__ is None, got[0].__cause__
     with pytest.raises(StoreError, match="closed"):
         store.wait_for_work(1)
+
+
+def test_a_waiter_that_outlives_close_still_gets_a_store_error(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If close() stops waiting (its bound, shrunk to nothing here) and closes the
+    connection under a thread still inside wait_for_work, that thread raises
+    StoreError, never the driver's closed-connection error."""
+    from colibri_store import _store
+
+    closed = threading.Event()
+
+    def stuck(conn: object, budget: float, *rest: object) -> bool:
+        closed.wait(10)  # held here past close(), as a thread starved of the GIL
+        conn.execute("SELECT 1")  # type: ignore[attr-defined]  # closed under it: raises
+        return True
+
+    monkeypatch.setattr(_store, "_CLOSE_WAIT", 0.0)
+    monkeypatch.setattr(_store, "_watch_data_version", stuck)
+    monkeypatch.setattr(_store, "_watch_notifies", stuck)
+    store = Store.open(db_url)
+    got: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            store.wait_for_work(30)
+        except BaseException as exc:  # the test looks at whatever escaped
+            got.append(exc)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.3)
+    assert thread.is_alive()
+    store.close()
+    closed.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert len(got) == 1 and type(got[0]) is StoreError, got
+    assert "closed while waiting" in str(got[0])
+    assert got[0].__cause__ is not None  # the driver's error, kept as the cause
 
 
 # ---------------------------------------------------------------- crashes

@@ -125,6 +125,7 @@ _NO_TIME = timedelta(0)
 _MAX_BUSY_TIMEOUT = (2**31 - 1) // 1000
 _MAX_WAIT = 366 * 86400  # wait_for_work's longest timeout: finite, never NaN
 _WAIT_SLICE = 0.1  # PostgreSQL's wait_for_work looks whether close() was called this often
+_CLOSE_WAIT = 10.0  # close() waits at most this long for threads in wait_for_work to leave
 WORK_CHANNEL = "colibri_work"
 EXPORT_FORMAT = "colibri-store-export"
 EXPORT_VERSION = 1
@@ -1186,7 +1187,9 @@ class Store:
             self._closed = True
             # Waiters look at _closed every few milliseconds (PostgreSQL: every
             # _WAIT_SLICE); never close the waiter's connection under a waiting thread.
-            self._waiters_gone.wait_for(lambda: self._waiting == 0, timeout=5 * _WAIT_SLICE)
+            # The bound is generous (a loaded machine can hold a thread off the GIL for
+            # a long while); a waiter that outlives it still raises StoreError.
+            self._waiters_gone.wait_for(lambda: self._waiting == 0, timeout=_CLOSE_WAIT)
             self._waiter = None  # its pooled wrapper is in _connections
             for conn in self._connections:
                 _close_quietly(conn)
@@ -2739,6 +2742,12 @@ class Store:
             self._waiting += 1
         try:
             return self._wait_for_work(timeout)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if self._closed:  # close() gave up waiting and closed the connection under us
+                raise StoreError("the store was closed while waiting for work") from exc
+            raise
         finally:
             with self._lock:
                 self._waiting -= 1
